@@ -1,0 +1,53 @@
+"""The ``dreamtext`` command: a thin dispatcher over the library.
+
+Each subcommand lives in ``dreamtext/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func``. Heavy
+imports happen inside the ``func``s so ``dreamtext --help`` stays instant.
+A :class:`~dreamtext.errors.DreamTextError` becomes one line on stderr and
+exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import DreamTextError
+
+# Order is the order in ``dreamtext --help``.
+COMMAND_MODULES = ["demo", "edit", "data", "pretrain", "train", "eval", "ablate", "serve"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dreamtext", description="Scene text synthesis and editing (DreamText).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"dreamtext.commands.{name}")
+        except ModuleNotFoundError as e:  # a command not built yet
+            if e.name != f"dreamtext.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except DreamTextError as e:
+        print(f"dreamtext {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dreamtext {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``dreamtext`` subcommand; see :mod:`dreamtext.cli`."""

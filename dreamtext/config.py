@@ -1,0 +1,346 @@
+"""Every setting of dreamtext in one dataclass tree (DESIGN §9, §10).
+
+``DreamTextConfig`` holds the whole configuration: model, noise process,
+losses, data, training and sampling. It travels inside every checkpoint as
+JSON (``to_dict`` / ``from_dict``), so a checkpoint alone rebuilds its model.
+Presets (``tiny``, ``sd2``, ``test``) are plain functions returning a config;
+YAML files and ``key=value`` overrides (dotted paths, e.g.
+``train.lr=2e-4 loss.supervision=gt``) are applied on top with type checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class TextEncoderConfig:
+    """ψ (character embedding + sinusoidal positions + transformer) and ξ (ViT over the word crop)."""
+
+    dim: int = 256  # d: width of ψ's output, the UNet's cross-attention context width
+    layers: int = 4
+    heads: int = 4
+    proj_dim: int = 128  # width of the pooled projections H_t and H_v (alignment space)
+    vis_size: tuple[int, int] = (32, 128)  # (H, W) of the grayscale word crop ξ reads
+    vis_patch: int = 8
+    vis_dim: int = 192
+    vis_layers: int = 4
+    vis_heads: int = 4
+    init_temperature: float = 0.07  # learnable CLIP temperature, stored as log(1/τ)
+    # Which of ψ's parameters the diffusion training updates: "all", "none", or
+    # "last:N" (the last N transformer layers and the heads, the paper's figure).
+    train_during_diffusion: str = "all"
+
+
+@dataclass
+class UNetConfig:
+    """The denoiser: diffusers' UNet2DConditionModel with character cross-attention."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    down_block_types: tuple[str, ...] = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    up_block_types: tuple[str, ...] = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+    layers_per_block: int = 1
+    attention_heads: int = 4  # number of heads (diffusers calls this attention_head_dim: DESIGN §11)
+    # Skip self-attention inside the transformer blocks (it costs 3× a step at 16×64, DESIGN §11).
+    only_cross_attention: bool = True
+    mask_padding: bool = True  # mask padding slots out of the cross-attention softmax (§2)
+    # sd2 preset: a local diffusers-format SD2-inpainting directory (unet/, vae/, scheduler/).
+    base_path: str | None = None
+    # What the diffusion training updates in the UNet: "all" or "char_attn" (new cross-attention + norms).
+    trainable: str = "all"
+
+
+@dataclass
+class DiffusionConfig:
+    """The noise process (diffusers scheduler config keys)."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    prediction_type: str = "epsilon"
+
+
+@dataclass
+class LossConfig:
+    """DESIGN §4 and §5."""
+
+    alpha: float = 0.01  # weight of L_attn
+    beta: float = 0.001  # weight of L_align + L_id
+    gamma: float = 1.0  # L_mask up-weighting inside the characters (paper form)
+    mask_form: str = "paper"  # "paper": ‖(1+γM)⊙(ε−ε̂)‖² ; "code": MSE + 0.01·per-character masked MSE
+    attn_form: str = "mse"  # "mse" (paper) or "max_contrast" (UDiffText / released code)
+    align_form: str = "cosine"  # "cosine" (paper) or "infonce" (released code)
+    supervision: str = "balanced"  # "none" | "gt" | "balanced"  (§5 ablation)
+    k_gt: int = 25_000  # steps that use ground-truth character masks in "balanced"
+    s_min: int = 16  # smallest attention-map side used for the masks (§3)
+    mask_res: tuple[int, int] | None = None  # common resolution of §3 (None: the largest map)
+    cond_dropout: float = 0.1  # probability of dropping the whole text condition (CFG)
+
+
+@dataclass
+class DataConfig:
+    """Where training samples come from and how they are cut (DESIGN §6)."""
+
+    source: str = "synth"  # "synth", "shards:DIR", "synthtext:PATH", "textseg:DIR", "icdar13:DIR", "laion_ocr:DIR"
+    min_word_area_frac: float = 0.04  # crop around words covering less than this fraction (§6)
+    context_scale: float = 1.0  # the window is at least this many times the word's size
+    num_workers: int = 0
+    words: str = "english+random"  # word sources of the generator: "english", "random", or both
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    lr_schedule: str = "cosine"  # "constant" or "cosine" after warm-up
+    max_steps: int = 10_000
+    ema_decay: float = 0.999
+    bf16: bool = True  # autocast where the hardware supports it
+    grad_clip: float = 1.0
+    ckpt_every: int = 250
+    keep_ckpts: int = 3
+    sample_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    out_dir: str = "runs/tiny"
+    encoder_ckpt: str | None = None  # a pre-trained text encoder (dreamtext pretrain-encoder)
+
+
+@dataclass
+class SampleConfig:
+    sampler: str = "ddim"  # "ddim" | "euler" | "dpm++"
+    steps: int = 50
+    guidance: float = 3.0
+    eta: float = 0.0  # 0: deterministic
+
+
+@dataclass
+class DreamTextConfig:
+    preset: str = "tiny"
+    max_len: int = 12  # L: character slots
+    image_size: tuple[int, int] = (32, 128)  # (H, W) of the model's pixel input
+    latent: bool = False  # True: work in a VAE's latent space (sd2); False: pixel space (tiny)
+    latent_channels: int = 3  # channels of z_t (4 for a VAE latent, 3 for RGB pixels)
+    vae_scale: int = 1  # image_size / latent size (8 for SD's VAE)
+    glyph_prior: bool = False  # DESIGN §12: extra input channel with the target string rendered
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    # ----- derived values (not stored) -----
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(h, w) of z_t."""
+        return (self.image_size[0] // self.vae_scale, self.image_size[1] // self.vae_scale)
+
+    @property
+    def unet_in_channels(self) -> int:
+        """concat(z_t, m, E(I ⊙ (1 − m)) [, glyph]) (DESIGN §2, §12)."""
+        return 2 * self.latent_channels + 1 + (1 if self.glyph_prior else 0)
+
+    # ----- serialisation -----
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DreamTextConfig":
+        return _build(cls, d, "")
+
+    def override(self, overrides: dict[str, Any] | list[str]) -> "DreamTextConfig":
+        """A copy with dotted-key overrides applied: ``{"train.lr": 1e-4}`` or ``["train.lr=1e-4"]``."""
+        if isinstance(overrides, (list, tuple)):
+            overrides = parse_overrides(overrides)
+        d = self.to_dict()
+        for key, value in overrides.items():
+            node = d
+            parts = key.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(f"unknown config key {key!r}")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ConfigError(f"unknown config key {key!r}")
+            node[parts[-1]] = value
+        return DreamTextConfig.from_dict(d)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[32, 64]"]`` → ``{"a.b": 1, "c": [32, 64]}`` (values parsed as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def _build(cls, d: dict[str, Any], prefix: str):
+    """Construct dataclass ``cls`` from a dict, checking keys and coercing types."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {sorted(prefix + k for k in unknown)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        kwargs[f.name] = _coerce(hints[f.name], d[f.name], prefix + f.name)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, key: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} expects a list, got {value!r}")
+        elem = args[0] if args else Any
+        return tuple(_coerce(elem, v, key) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} expects true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"config key {key!r} expects an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r} expects a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r} expects a string, got {value!r}")
+        return value
+    return value
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def tiny() -> DreamTextConfig:
+    """The shipped model: pixel space, 32×128 crops, a few million parameters (DESIGN §9)."""
+    cfg = DreamTextConfig(preset="tiny")
+    cfg.loss.s_min = 8  # maps at 32×128 and 16×64 (the 8×32 bottleneck carries no cross-attention)
+    cfg.data.min_word_area_frac = 0.35
+    cfg.data.context_scale = 1.15
+    return cfg
+
+
+def sd2() -> DreamTextConfig:
+    """The paper's model: SD2-inpainting UNet + VAE at 512 px, d = 2048 / 12 layers, L = 12."""
+    return DreamTextConfig(
+        preset="sd2",
+        max_len=12,
+        image_size=(512, 512),
+        latent=True,
+        latent_channels=4,
+        vae_scale=8,
+        text=TextEncoderConfig(
+            dim=2048, layers=12, heads=16, proj_dim=512, vis_size=(64, 256), vis_patch=16,
+            vis_dim=512, vis_layers=6, vis_heads=8, train_during_diffusion="last:2",
+        ),
+        unet=UNetConfig(
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            layers_per_block=2,
+            attention_heads=5,
+            only_cross_attention=False,
+            trainable="char_attn",
+        ),
+        loss=LossConfig(s_min=16),
+        data=DataConfig(min_word_area_frac=0.04, context_scale=1.0),
+        train=TrainConfig(batch_size=8, lr=1e-5, max_steps=200_000, out_dir="runs/sd2"),
+    )
+
+
+def test() -> DreamTextConfig:
+    """A randomly initialised miniature of ``tiny`` for unit tests: runs in milliseconds."""
+    cfg = tiny()
+    cfg.preset = "test"
+    cfg.max_len = 8
+    cfg.image_size = (16, 64)
+    cfg.text = TextEncoderConfig(
+        dim=32, layers=1, heads=2, proj_dim=16, vis_size=(16, 64), vis_patch=8, vis_dim=32, vis_layers=1, vis_heads=2
+    )
+    cfg.unet = UNetConfig(block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                          up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_heads=2)
+    cfg.loss.s_min = 8
+    cfg.loss.k_gt = 5
+    cfg.train = TrainConfig(batch_size=4, lr=1e-3, warmup_steps=2, max_steps=10, ckpt_every=5, sample_every=0,
+                            log_every=1, bf16=False, out_dir="runs/test")
+    cfg.sample.steps = 4
+    return cfg
+
+
+PRESETS = {"tiny": tiny, "sd2": sd2, "test": test}
+
+
+def load_config(preset: str = "tiny", yaml_path: str | Path | None = None,
+                overrides: list[str] | dict[str, Any] | None = None) -> DreamTextConfig:
+    """Preset, then a YAML file (nested mapping or dotted keys), then ``key=value`` overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    cfg = PRESETS[preset]()
+    if yaml_path is not None:
+        import yaml
+
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping")
+        cfg = cfg.override(_flatten(data))
+    if overrides:
+        cfg = cfg.override(overrides)
+    return cfg
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
