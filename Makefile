@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test fonts clean
+.PHONY: setup demo test fonts browser clean
 
 # Debian fonts for the synthetic data engine (see README "Fonts"). Skipped with a
 # notice where apt-get is unavailable; the engine then uses whatever fonts exist.
@@ -28,7 +28,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-setup: fonts $(STAMP)
+# The web page's extras (Gradio; Playwright, which drives Debian's Chromium: it
+# downloads no browser of its own) and Debian's headless Chromium, so the browser
+# tests (tests/test_web_browser.py) run wherever `make test` runs.
+WEB_STAMP := $(VENV)/.web-installed
+
+$(WEB_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q -e '.[web,browser-test]'
+	touch $(WEB_STAMP)
+
+browser: $(WEB_STAMP)
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then echo "installing chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	else echo "note: not root or no apt-get; install chromium by hand, or the browser tests are skipped"; fi
+
+setup: fonts $(STAMP) browser
 
 demo: setup
 	$(BIN)/dreamtext demo --out demo_out

@@ -118,11 +118,33 @@ class TrainConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Text-encoder pre-training (``dreamtext pretrain-encoder``, DESIGN §2): words rendered in many fonts."""
+
+    steps: int = 3000
+    batch_size: int = 64  # also the retrieval pool: text→image top-1 over this many words (chance 1/batch_size)
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    log_every: int = 25
+    out: str = "runs/encoder/text_encoder.safetensors"  # what train.encoder_ckpt then points at
+    eval_batches: int = 4  # held-out batches for the reported retrieval accuracy
+    # 0: an endless stream of words; N > 0: a fixed pool of N words (drawn once from the seed), each
+    # rendered afresh every time in a random font — a quick check that the encoder learns at all.
+    vocab: int = 0
+
+
+@dataclass
 class SampleConfig:
     sampler: str = "ddim"  # "ddim" | "euler" | "dpm++"
     steps: int = 50
     guidance: float = 3.0
     eta: float = 0.0  # 0: deterministic
+    # Fraction of the final sampling steps whose cross-attention is averaged into the
+    # §3 character masks returned beside an edit (at least one step).
+    attn_frac: float = 0.3
+    # Paste-back: width of the feather band around each region, as a fraction of the
+    # region's height (pixels farther out than the band stay byte-identical).
+    feather: float = 0.15
 
 
 @dataclass
@@ -141,6 +163,7 @@ class DreamTextConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # dreamtext pretrain-encoder
 
     # ----- derived values (not stored) -----
     @property

@@ -1,0 +1,444 @@
+"""The web page: upload a photo, mark boxes, type the new text, get the edited photo.
+
+``dreamtext serve`` builds this page with Gradio (the ``web`` extra, imported
+only here) and serves it on localhost. The page works on one uploaded photo
+per browser session:
+
+1. the photo is uploaded as a file and checked here (size in bytes, image
+   dimensions read from the header before decoding, decodability), so a
+   huge or non-image upload becomes a readable message, never a traceback;
+2. boxes are drawn by clicking two opposite corners on the preview, or typed
+   as lines ``x0, y0, x1, y1, TEXT`` (the click fills in the same lines, so a
+   person can correct a box by editing its numbers);
+3. *Edit* runs the pipeline in Gradio's queue with a concurrency of one: the
+   model is not thread-safe, and a second request waits in the queue (the
+   page shows its position) instead of being dropped; the sampler's tqdm bar
+   is mirrored as the page's progress bar.
+
+Everything that can be wrong with the input raises a
+:class:`~dreamtext.errors.DreamTextError` inside :func:`parse_regions` /
+:func:`load_upload` / the pipeline, and :class:`EditService` turns it into the
+message shown in the status line; the server keeps serving.
+
+The server writes only into one temporary folder (Gradio's upload cache and
+the downloadable results), created by :func:`serve` and removed when it stops.
+The logic that does not need Gradio (:func:`parse_regions`,
+:func:`load_upload`, :func:`draw_boxes`, :class:`EditService`) is plain
+Python so it is tested without a browser.
+"""
+
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .charset import validate_text
+from .errors import DreamTextError, ImageError, RegionError
+
+SAMPLERS = ("ddim", "euler", "dpm++")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class ServeSettings:
+    """Limits and address of the web server (deployment settings, not model settings,
+    so they live here and not in the checkpoint's ``DreamTextConfig``)."""
+
+    host: str = "127.0.0.1"  # loopback only unless the user asks otherwise
+    port: int = 7860
+    max_upload_mb: float = 10.0  # largest accepted upload, in MiB (also Gradio's upload limit)
+    max_side: int = 4096  # longest accepted image side in pixels, checked before decoding
+    max_regions: int = 8  # boxes per request
+    max_steps: int = 200  # upper end of the steps slider (and of accepted values)
+    max_queue: int = 16  # waiting requests beyond this are refused with a message
+    keep_results_s: float = 3600.0  # downloadable results older than this are deleted
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+# ----------------------------------------------------------------------------- input checks
+
+_NUMBER = r"[-+]?\d+(?:\.\d*)?"
+_REGION_LINE = re.compile(rf"^\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s?(.*)$")
+
+
+def format_region(box: tuple[float, float, float, float], text: str) -> str:
+    """One line of the regions box: ``x0, y0, x1, y1, TEXT``."""
+    return ", ".join(str(int(round(v))) for v in box) + ", " + text
+
+
+def parse_regions(spec: str, image_wh: tuple[int, int], max_len: int, max_regions: int = 8
+                  ) -> tuple[list[np.ndarray], list[str]]:
+    """Lines ``x0, y0, x1, y1, TEXT`` → (quads float32 (4, 2) each, texts).
+
+    Blank lines and lines starting with ``#`` are skipped. Corners may come in
+    any order (a drag up-left gives x1 < x0). A box must lie inside the image
+    of size ``image_wh = (W, H)`` and be at least 2 px on each side; the text
+    must be writable by the model (:func:`~dreamtext.charset.validate_text`).
+    Every problem raises :class:`RegionError` / :class:`TextError` naming the line.
+    """
+    width, height = image_wh
+    quads, texts = [], []
+    lines = [(n, line) for n, line in enumerate((spec or "").splitlines(), 1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise RegionError("no box given: click two opposite corners of the text on the photo, "
+                          "or type a line 'x0, y0, x1, y1, TEXT'")
+    if len(lines) > max_regions:
+        raise RegionError(f"{len(lines)} boxes given; the page edits at most {max_regions} at once")
+    for n, line in lines:
+        m = _REGION_LINE.match(line)
+        if m is None:
+            raise RegionError(f"box line {n} ({line.strip()!r}) is not 'x0, y0, x1, y1, TEXT'")
+        x0, y0, x1, y1 = (float(v) for v in m.groups()[:4])
+        text = m.group(5).strip()
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise RegionError(f"box line {n} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) reaches outside the "
+                              f"{width}×{height} photo")
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise RegionError(f"box line {n} is {x1 - x0:g}×{y1 - y0:g} px; a box needs at least 2×2 px")
+        if not text:
+            raise RegionError(f"box line {n} has no text: write the new text after the four numbers")
+        validate_text(text, max_len)
+        quads.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
+        texts.append(text)
+    return quads, texts
+
+
+def load_upload(path: str | os.PathLike | None, settings: ServeSettings) -> np.ndarray:
+    """The uploaded file → uint8 RGB (H, W, 3), or :class:`ImageError` saying why not.
+
+    The byte size and the dimensions (read from the header, before any pixel is
+    decoded) are checked first, so a decompression bomb is refused cheaply.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from .io_utils import read_image_rgb
+
+    if path is None:
+        raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
+    path = Path(path)
+    size = path.stat().st_size
+    if size > settings.max_upload_bytes:
+        raise ImageError(f"the upload is {size / 2**20:.1f} MiB; the limit is {settings.max_upload_mb:g} MiB")
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ImageError(f"{path.name!r} is not an image this page can read (use PNG, JPEG or WebP)") from None
+    if max(width, height) > settings.max_side:
+        raise ImageError(f"the photo is {width}×{height} px; the longest side may be at most "
+                         f"{settings.max_side} px (scale it down first)")
+    return read_image_rgb(path)
+
+
+def draw_boxes(image: np.ndarray, quads: list[np.ndarray], texts: list[str],
+               pending: tuple[float, float] | None = None) -> np.ndarray:
+    """The photo with each box outlined and labelled with its number: uint8 (H, W, 3).
+
+    ``pending`` is a first corner clicked but not yet completed, drawn as a cross.
+    """
+    from PIL import Image, ImageDraw
+
+    from .visualize import _font, char_colors
+
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    line_w = max(2, round(max(image.shape[:2]) / 300))
+    colors = char_colors(max(1, len(quads)))
+    font = _font(max(10, 6 * line_w))
+    for i, (quad, text) in enumerate(zip(quads, texts)):
+        color = tuple(int(c) for c in colors[i])
+        draw.polygon([tuple(p) for p in quad.tolist()], outline=color, width=line_w)
+        x, y = quad[0]
+        draw.text((x + line_w, max(0.0, y - 7 * line_w)), f"{i + 1}: {text}", fill=color, font=font)
+    if pending is not None:
+        x, y = pending
+        r = 4 * line_w
+        draw.line([(x - r, y), (x + r, y)], fill=(255, 0, 0), width=line_w)
+        draw.line([(x, y - r), (x, y + r)], fill=(255, 0, 0), width=line_w)
+    return np.asarray(canvas)
+
+
+# ----------------------------------------------------------------------------- the edit
+
+
+@dataclass
+class EditOutput:
+    """What the page shows after one request; ``message`` is set instead on bad input."""
+
+    message: str
+    image: np.ndarray | None = None  # uint8 (H, W, 3): the edited photo
+    before: np.ndarray | None = None  # uint8 (H, W, 3): the uploaded photo
+    overlay: np.ndarray | None = None  # uint8 (H, W, 3): the result with per-character masks painted
+    download: str | None = None  # path of the result PNG inside the server's temp folder
+    ok: bool = False
+
+
+EditFn = Callable[..., Any]  # edit(image, regions, texts, *, steps, guidance, sampler, seed) -> EditResult
+
+
+class EditService:
+    """Runs one edit request: checks the input, calls the pipeline, builds the pictures.
+
+    ``edit_fn`` follows ``DreamTextPipeline.edit``'s contract (docs/ARCHITECTURE.md)
+    and is injectable so the server can be exercised with any model. A lock
+    serialises calls even if a caller bypasses Gradio's queue.
+    """
+
+    def __init__(self, edit_fn: EditFn, *, max_len: int, settings: ServeSettings, results_dir: str | os.PathLike,
+                 defaults: dict[str, Any] | None = None):
+        self.edit_fn = edit_fn
+        self.max_len = max_len
+        self.settings = settings
+        self.results_dir = Path(results_dir)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.defaults = {"steps": 50, "guidance": 3.0, "sampler": "ddim", "seed": 0, **(defaults or {})}
+        self._lock = threading.Lock()
+
+    def run(self, image: np.ndarray | None, regions_spec: str, *, steps: float, guidance: float,
+            sampler: str, seed: float) -> EditOutput:
+        try:
+            if image is None:
+                raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
+            quads, texts = parse_regions(regions_spec, (image.shape[1], image.shape[0]), self.max_len,
+                                         self.settings.max_regions)
+            steps, seed = int(steps), int(seed)
+            if not 1 <= steps <= self.settings.max_steps:
+                raise DreamTextError(f"steps must be between 1 and {self.settings.max_steps}, got {steps}")
+            if not 0.0 <= float(guidance) <= 30.0:
+                raise DreamTextError(f"guidance must be between 0 and 30, got {guidance}")
+            if sampler not in SAMPLERS:
+                raise DreamTextError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+            with self._lock:
+                result = self.edit_fn(image, quads, texts, steps=steps, guidance=float(guidance),
+                                      sampler=sampler, seed=seed)
+        except DreamTextError as e:
+            return EditOutput(message=f"Error: {e}")
+        except Exception as e:  # a bug, not the user's fault: log it, tell the user, keep serving
+            traceback.print_exc(file=sys.stderr)
+            return EditOutput(message=f"Internal error ({type(e).__name__}: {e}); the server log has details")
+        edited = np.asarray(result.image.convert("RGB"), np.uint8)
+        overlay = edited
+        from .visualize import mask_legend, mask_overlay
+
+        for region in result.regions:
+            masks = np.asarray(region.char_masks, bool)
+            if masks.ndim == 3 and masks.shape[1:] == edited.shape[:2] and masks.any():
+                overlay = mask_overlay(overlay, masks, dim=0.0)  # dim=0: pixels outside the masks unchanged
+        overlay = np.concatenate([overlay, mask_legend(texts, overlay.shape[1])], axis=0)
+        download = self._save_result(edited)
+        n = len(texts)
+        return EditOutput(message=f"Done: {n} box{'es' if n > 1 else ''} edited "
+                                  f"({steps} steps, guidance {float(guidance):g}, {sampler}, seed {seed}).",
+                          image=edited, before=image, overlay=overlay, download=download, ok=True)
+
+    def _save_result(self, edited: np.ndarray) -> str:
+        from .io_utils import atomic_save_image
+
+        now = time.time()
+        for old in self.results_dir.glob("*.png"):  # bounded disk use on a long-running server
+            with contextlib.suppress(OSError):
+                if now - old.stat().st_mtime > self.settings.keep_results_s:
+                    old.unlink()
+        folder = self.results_dir / uuid.uuid4().hex[:12]
+        path = folder / "dreamtext_edit.png"
+        atomic_save_image(path, edited)
+        return str(path)
+
+
+# ----------------------------------------------------------------------------- the page
+
+PAGE_INTRO = """# DreamText: edit the text in a photo
+1. Upload a photo (PNG, JPEG or WebP).
+2. Click two opposite corners of a word on the preview to add a box for the text below,
+   or type boxes as lines `x0, y0, x1, y1, TEXT` (pixels of the photo).
+3. Press **Edit**. The result, a before/after slider and the per-character masks appear below.
+"""
+
+
+def build_app(service: EditService):
+    """The Gradio ``Blocks`` of the page (not launched). Element ids are what the browser tests use."""
+    import gradio as gr
+
+    settings = service.settings
+    d = service.defaults
+    # System fonts only: the default theme would fetch web fonts from the internet.
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "monospace"])
+
+    def on_upload(file):
+        path = getattr(file, "name", file)
+        try:
+            image = load_upload(path, settings)
+        except DreamTextError as e:
+            return None, None, "", None, f"Error: {e}"
+        h, w = image.shape[:2]
+        return image, image, "", None, f"Photo loaded ({w}×{h}). Click two opposite corners of a word."
+
+    def on_click(image, spec, pending, new_text, evt: gr.SelectData):
+        if image is None:
+            return spec, None, None, "Error: no photo uploaded yet: upload a PNG or JPEG first"
+        x, y = (float(v) for v in evt.index[:2])
+        if pending is None:
+            quads, texts = _boxes_for_preview(spec, image)
+            return spec, (x, y), draw_boxes(image, quads, texts, (x, y)), "First corner set; click the opposite corner."
+        line = format_region((pending[0], pending[1], x, y), (new_text or "").strip())
+        spec = (spec.rstrip("\n") + "\n" if spec and spec.strip() else "") + line
+        quads, texts = _boxes_for_preview(spec, image)
+        return spec, None, draw_boxes(image, quads, texts), f"Box added: {line}"
+
+    def on_spec_change(image, spec, pending):
+        if image is None:
+            return None
+        quads, texts = _boxes_for_preview(spec, image)
+        return draw_boxes(image, quads, texts, pending)
+
+    def on_edit(image, spec, steps, guidance, sampler, seed, progress=gr.Progress(track_tqdm=True)):
+        progress(0.0, desc="sampling")
+        out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed)
+        if not out.ok:
+            return out.message, None, None, None, gr.update(value=None, visible=False)
+        return (out.message, out.image, (out.before, out.image), out.overlay,
+                gr.update(value=out.download, visible=True))
+
+    with gr.Blocks(title="DreamText", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(PAGE_INTRO)
+        photo = gr.State(None)  # uint8 (H, W, 3) of this session's upload
+        pending = gr.State(None)  # first corner (x, y) of a box being drawn
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label=f"Photo (at most {settings.max_upload_mb:g} MiB, {settings.max_side} px a side)",
+                                 file_types=["image"], type="filepath", elem_id="upload")
+                new_text = gr.Textbox(label="Text for the next box you draw", value="TEXT", max_lines=1,
+                                      elem_id="new_text")
+                spec = gr.Textbox(label="Boxes, one per line: x0, y0, x1, y1, TEXT", lines=4,
+                                  placeholder="40, 30, 200, 80, HELLO", elem_id="regions")
+                with gr.Accordion("Sampling", open=True):
+                    steps = gr.Slider(1, settings.max_steps, value=int(d["steps"]), step=1, label="steps",
+                                      elem_id="steps")
+                    guidance = gr.Slider(0.0, 15.0, value=float(d["guidance"]), step=0.5,
+                                         label="guidance (classifier-free)", elem_id="guidance")
+                    sampler = gr.Dropdown(list(SAMPLERS), value=d["sampler"], label="sampler", elem_id="sampler")
+                    seed = gr.Number(value=int(d["seed"]), precision=0, label="seed", elem_id="seed")
+                run = gr.Button("Edit", variant="primary", elem_id="run")
+                status = gr.Markdown("Upload a photo to start.", elem_id="status")
+            with gr.Column(scale=2):
+                preview = gr.Image(label="Photo and boxes (click two corners to add a box)", interactive=False,
+                                   elem_id="preview", format="png", height=320)
+                with gr.Row():
+                    result = gr.Image(label="Edited photo", interactive=False, elem_id="result", format="png",
+                                      height=240)
+                    overlay = gr.Image(label="Per-character masks", interactive=False, elem_id="overlay",
+                                       format="png", height=240)
+                download = gr.DownloadButton("Download the edited photo (PNG)", visible=False, elem_id="download")
+                slider = gr.ImageSlider(label="Before / after (drag the handle)", interactive=False,
+                                        elem_id="before_after", format="png", max_height=360)
+
+        upload.change(on_upload, [upload], [photo, preview, spec, pending, status], queue=False)
+        preview.select(on_click, [photo, spec, pending, new_text], [spec, pending, preview, status], queue=False)
+        spec.change(on_spec_change, [photo, spec, pending], [preview], queue=False)
+        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed],
+                  [status, result, slider, overlay, download], concurrency_limit=1, api_name="edit")
+    demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
+    return demo, theme
+
+
+def _boxes_for_preview(spec: str, image: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    """The boxes of the lines that parse (the others are reported when Edit is pressed)."""
+    quads, texts = [], []
+    for line in (spec or "").splitlines():
+        with contextlib.suppress(DreamTextError):
+            q, t = parse_regions(line, (image.shape[1], image.shape[0]), max_len=10**6, max_regions=1)
+            quads += q
+            texts += t
+    return quads, texts
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+def pipeline_edit_fn(ckpt: str | None) -> tuple[EditFn, int, dict[str, Any]]:
+    """Load the pipeline: its ``edit``, the model's ``max_len`` and its sampling defaults."""
+    from .pipeline import DreamTextPipeline
+
+    pipe = DreamTextPipeline.from_pretrained(ckpt)
+    cfg = pipe.cfg
+    defaults = {"steps": cfg.sample.steps, "guidance": cfg.sample.guidance, "sampler": cfg.sample.sampler}
+
+    def edit(image, regions, texts, **options):
+        return pipe.edit(image, regions, texts, progress=True, **options)  # tqdm bar → the page's progress bar
+
+    return edit, cfg.max_len, defaults
+
+
+def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn | None = None,
+          max_len: int | None = None, defaults: dict[str, Any] | None = None,
+          ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
+    """Serve the page until SIGINT/SIGTERM (or ``stop`` is set); remove the temp folder after.
+
+    Gradio's upload cache is pointed into the temp folder through
+    ``GRADIO_TEMP_DIR``, which Gradio reads when it is imported, so this must
+    run before anything imports ``gradio`` in this process.
+    """
+    if "gradio" in sys.modules:
+        raise RuntimeError("serve() must run before gradio is imported (GRADIO_TEMP_DIR is read at import)")
+    if settings.host not in LOOPBACK_HOSTS:
+        print(f"warning: serving on {settings.host}: anyone who can reach this address can use the page",
+              file=sys.stderr)
+    temp = Path(tempfile.mkdtemp(prefix="dreamtext-serve-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(temp / "gradio")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no network calls home
+    stop = stop or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    demo = None
+    try:
+        if edit_fn is None:
+            edit_fn, max_len, defaults = pipeline_edit_fn(ckpt)
+        service = EditService(edit_fn, max_len=max_len or 12, settings=settings, results_dir=temp / "results",
+                              defaults=defaults)
+        demo, theme = build_app(service)
+        demo.launch(server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
+                    max_file_size=settings.max_upload_bytes, footer_links=[], run_history=False,
+                    enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, share=False,
+                    allowed_paths=[str(temp / "results")], theme=theme)
+        url = f"http://{settings.host}:{settings.port}/"
+        print(f"dreamtext serve: the page is at {url} (Ctrl+C stops it)", flush=True)
+        if ready is not None:
+            ready(url)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if demo is not None:
+            with contextlib.suppress(Exception):
+                demo.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(temp, ignore_errors=True)
+        print("dreamtext serve: stopped; temporary files removed", flush=True)
+
+
+def settings_from_args(**kwargs) -> ServeSettings:
+    """A :class:`ServeSettings` from the command's options (``None`` keeps the default)."""
+    fields = {f.name for f in dataclasses.fields(ServeSettings)}
+    return ServeSettings(**{k: v for k, v in kwargs.items() if k in fields and v is not None})

@@ -1,0 +1,100 @@
+"""Per-character masks predicted from the cross-attention maps (DESIGN §3).
+
+    Ā = mean_l blur(resize(A_l))              over the layers l with min(h_l, w_l) ≥ s_min
+    M_i = 1[ Ā_i > mean(Ā_i) + 2·std(Ā_i) ]   mean / std over the pixels of character slot i
+
+Choices the paper leaves open, fixed here:
+
+- "at least s_min pixels on a side" is read as the *shorter* side of the map;
+- resizing is bilinear (align_corners=False) when enlarging and area-averaging when shrinking;
+- the blur is a normalised 3×3 Gaussian with σ = 1 (weights exp(−(x²+y²)/2), summing to 1) with
+  replicate padding, so a constant map stays constant up to the border;
+- std is the population standard deviation (divide by the number of pixels).
+
+``aggregate_maps`` keeps the autograd graph (the attention loss differentiates
+through Ā); ``predict_char_masks`` returns a bool tensor with no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_kernel3(sigma: float = 1.0) -> torch.Tensor:
+    """The normalised 3×3 Gaussian, (3, 3) float32."""
+    ax = torch.tensor([-1.0, 0.0, 1.0])
+    g = torch.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def blur3(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Blur every channel of (B, C, H, W) with the 3×3 Gaussian, replicate padding."""
+    B, C, H, W = x.shape
+    k = gaussian_kernel3(sigma).to(x)[None, None].expand(C, 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=C)
+
+
+def resize_map(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) → (B, C, *out_hw): bilinear when enlarging, area when shrinking, identity when equal."""
+    if tuple(x.shape[-2:]) == tuple(out_hw):
+        return x
+    if out_hw[0] <= x.shape[-2] and out_hw[1] <= x.shape[-1]:
+        return F.interpolate(x, size=tuple(out_hw), mode="area")
+    return F.interpolate(x, size=tuple(out_hw), mode="bilinear", align_corners=False)
+
+
+def select_maps(maps: list[torch.Tensor], s_min: int) -> list[torch.Tensor]:
+    """The maps whose shorter side is at least ``s_min``."""
+    return [m for m in maps if min(m.shape[-2:]) >= s_min]
+
+
+def aggregate_maps(maps: list[torch.Tensor], s_min: int, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """Ā (B, L, H', W') float32 from the per-layer maps (B, L, h_l, w_l).
+
+    ``out_hw`` None: the resolution of the largest selected map.
+    """
+    used = select_maps(maps, s_min)
+    if not used:
+        sizes = sorted({tuple(m.shape[-2:]) for m in maps})
+        raise ValueError(f"no attention map has a side of at least s_min={s_min} (maps: {sizes})")
+    if out_hw is None:
+        out_hw = max((tuple(m.shape[-2:]) for m in used), key=lambda hw: hw[0] * hw[1])
+    return torch.stack([blur3(resize_map(m.float(), out_hw)) for m in used]).mean(dim=0)
+
+
+@torch.no_grad()
+def predict_char_masks(agg: torch.Tensor) -> torch.Tensor:
+    """M (B, L, H', W') bool: Ā_i > mean(Ā_i) + 2·std(Ā_i), statistics over the pixels of each slot."""
+    flat = agg.detach().float().flatten(2)  # (B, L, H'·W')
+    mean = flat.mean(dim=-1, keepdim=True)
+    std = flat.std(dim=-1, keepdim=True, unbiased=False)
+    return (flat > mean + 2 * std).reshape(agg.shape)
+
+
+def resize_char_masks(masks: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Ground-truth character masks (B, L, H, W) in {0, 1} → bool (B, L, *out_hw).
+
+    Shrinking is a max-pool over each output cell (a cell touched by the character belongs to it, so thin
+    strokes survive); enlarging is nearest-neighbour.
+    """
+    masks = masks.float()
+    if tuple(masks.shape[-2:]) == tuple(out_hw):
+        return masks > 0.5
+    if out_hw[0] <= masks.shape[-2] and out_hw[1] <= masks.shape[-1]:
+        return F.adaptive_max_pool2d(masks, tuple(out_hw)) > 0.5
+    return F.interpolate(masks, size=tuple(out_hw), mode="nearest") > 0.5
+
+
+def mask_iou(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean IoU of bool masks (B, L, H, W) over the slots where ``valid`` (B, L) is true; NaN if none.
+
+    A slot where both masks are empty counts as IoU 1.
+    """
+    inter = (pred & gt).flatten(2).sum(-1).float()
+    union = (pred | gt).flatten(2).sum(-1).float()
+    iou = torch.where(union > 0, inter / union.clamp_min(1.0), torch.ones_like(union))
+    valid = valid.bool()
+    if not bool(valid.any()):
+        return torch.tensor(float("nan"))
+    return iou[valid].mean()

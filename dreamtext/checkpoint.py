@@ -1,0 +1,181 @@
+"""Checkpoints: safetensors weights + JSON config and state, written atomically; loading a model back.
+
+A checkpoint directory holds
+
+    config.json          the full DreamTextConfig (the model is rebuilt from it alone)
+    state.json           step, RNG state, optimiser metadata, ... (whatever the caller passes)
+    <name>.safetensors   one file per tensor dict: model, ema, optimizer, encoder, ...
+
+It is written into a temporary directory beside the target and renamed into
+place (``io_utils.atomic_dir``), so a crash leaves the old checkpoint or the
+new one, never half of one. Nothing is ever unpickled: weights are safetensors,
+everything else JSON.
+
+``load_model(path)`` accepts a checkpoint directory, a pipeline directory
+(``DreamTextPipeline.save_pretrained``: the same layout) or a run directory (its
+latest checkpoint, under ``checkpoints/`` or directly inside). A missing, corrupt
+or mismatching file raises ``CheckpointError`` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from .config import DreamTextConfig
+from .errors import CheckpointError, DreamTextError
+from .io_utils import atomic_dir
+
+_STEP = re.compile(r"(\d+)$")
+
+
+def save_checkpoint(directory: str | Path, cfg: DreamTextConfig, tensors: dict[str, dict[str, torch.Tensor]],
+                    state: dict) -> Path:
+    """Write ``directory`` atomically: ``config.json``, ``state.json`` and ``<name>.safetensors`` per entry."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    try:
+        state_text = json.dumps(state, indent=1, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint state for {str(directory)!r} is not JSON-serialisable: {e}") from None
+    with atomic_dir(directory) as tmp:
+        (tmp / "config.json").write_text(cfg.to_json())
+        (tmp / "state.json").write_text(state_text)
+        for name, tdict in tensors.items():
+            # safetensors refuses shared storage and non-contiguous tensors: give it plain copies.
+            flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tdict.items()}
+            save_file(flat, str(tmp / f"{name}.safetensors"), metadata={"format": "pt"})
+    return directory
+
+
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file → dict; a missing or corrupt file raises CheckpointError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint file {str(path)!r} is corrupt or not safetensors: {e}") from None
+
+
+def read_json(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint file {str(path)!r} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint file {str(path)!r} must hold a JSON object")
+    return data
+
+
+def read_config(ckpt_dir: str | Path) -> DreamTextConfig:
+    path = Path(ckpt_dir) / "config.json"
+    data = read_json(path)
+    try:
+        return DreamTextConfig.from_dict(data)
+    except DreamTextError as e:
+        raise CheckpointError(f"{str(path)!r} does not match this version's config: {e}") from None
+
+
+def is_checkpoint_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+
+
+def _step_of(path: Path) -> int:
+    state = path / "state.json"
+    if state.is_file():
+        try:
+            step = json.loads(state.read_text()).get("step")
+            if isinstance(step, int):
+                return step
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass
+    m = _STEP.search(path.name)
+    return int(m.group(1)) if m else -1
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest step under ``run_dir/checkpoints/`` or ``run_dir/`` (None if none).
+
+    Only complete checkpoints count (config.json and model.safetensors present; temporary ``.*`` dirs skipped).
+    """
+    run_dir = Path(run_dir)
+    found = []
+    for root in (run_dir / "checkpoints", run_dir):
+        if root.is_dir():
+            for p in root.iterdir():
+                if p.is_dir() and not p.name.startswith(".") and is_checkpoint_dir(p):
+                    found.append((_step_of(p), p.name, p))
+    return max(found)[2] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint or pipeline directory itself, or the latest checkpoint of a run directory."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if is_checkpoint_dir(path):
+        return path
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is not None:
+            return latest
+        if (path / "config.json").is_file():
+            raise CheckpointError(f"checkpoint {str(path)!r} has config.json but no model.safetensors")
+    raise CheckpointError(f"{str(path)!r} is not a checkpoint, pipeline or run directory "
+                          "(expected config.json + model.safetensors, or checkpoints inside)")
+
+
+def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], file: str | Path,
+                    partial: bool = False) -> None:
+    """Copy ``tensors`` into ``module``; names and shapes must match (``partial``: a subset may be given)."""
+    own = module.state_dict()
+    unknown = sorted(set(tensors) - set(own))
+    missing = [] if partial else sorted(set(own) - set(tensors))
+    wrong = sorted(k for k in set(tensors) & set(own) if tuple(tensors[k].shape) != tuple(own[k].shape))
+    problems = []
+    if wrong:
+        k = wrong[0]
+        problems.append(f"{len(wrong)} weight(s) of the wrong shape, e.g. {k!r} is {tuple(tensors[k].shape)} "
+                        f"but the config builds {tuple(own[k].shape)}")
+    if missing:
+        problems.append(f"{len(missing)} weight(s) missing, e.g. {missing[0]!r}")
+    if unknown:
+        problems.append(f"{len(unknown)} unexpected weight(s), e.g. {unknown[0]!r}")
+    if problems:
+        raise CheckpointError(f"{str(file)!r} does not match its config.json: " + "; ".join(problems))
+    with torch.no_grad():
+        for k, v in tensors.items():
+            own[k].copy_(v)
+
+
+def load_model(path: str | Path, use_ema: bool = True):
+    """(DreamTextModel, cfg) from a run, checkpoint or pipeline directory, in eval mode on the CPU.
+
+    ``use_ema``: overlay ``ema.safetensors`` (which may hold a subset, e.g. the trainable weights) when present.
+    """
+    from .model import DreamTextModel
+
+    ckpt = resolve_checkpoint(path)
+    cfg = read_config(ckpt)
+    try:
+        model = DreamTextModel(cfg, load_base=False)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{str(ckpt / 'config.json')!r} does not describe a buildable model: {e}") from None
+    load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
+    ema = ckpt / "ema.safetensors"
+    if use_ema and ema.is_file():
+        load_state_into(model, read_tensors(ema), ema, partial=True)
+    return model.eval(), cfg

@@ -1,0 +1,193 @@
+"""``dreamtext edit``: write new text into regions of a photograph (DESIGN §7).
+
+One image::
+
+    dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --seed N]
+
+Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
+relative paths are relative to the spec file) run with a progress bar; a job
+that fails reports its error and the others still finish; the exit status is
+non-zero if any job failed. Outputs are written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import DreamTextError, ImageError, RegionError
+
+
+class _RegionAction(argparse.Action):
+    """``--box`` and ``--quad`` append ``(kind, string)`` to one list, so their order pairs with ``--text``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((self.const, values))
+        setattr(namespace, self.dest, items)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("edit", help="write new text into regions of an image",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("image", nargs="?", help="the input image (any format Pillow reads)")
+    p.add_argument("--box", dest="regions", action=_RegionAction, const="box", metavar="x0,y0,x1,y1",
+                   help="a region as an axis-aligned box in image pixels (repeatable)")
+    p.add_argument("--quad", dest="regions", action=_RegionAction, const="quad", metavar="x1,y1,...,x4,y4",
+                   help="a region as 4 corners: top-left, top-right, bottom-right, bottom-left (repeatable)")
+    p.add_argument("--text", action="append", default=[], help="the string for the region given in the same "
+                   "position (repeatable; printable ASCII without spaces)")
+    p.add_argument("-o", "--out", help="where to write the edited image (the format follows the extension)")
+    p.add_argument("--masks", help="also write the result with each character's predicted mask in its own colour")
+    p.add_argument("--spec", help="a JSON list of jobs to run instead of one image")
+    add_sampling_options(p)
+    p.set_defaults(func=run)
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``edit`` and ``demo``."""
+    p.add_argument("--ckpt", help="a trained run, checkpoint or pipeline directory (default: the shipped model)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's config, 50 for tiny)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale s (default: the model's config)")
+    p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], help="the scheduler (default: ddim)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
+
+
+def parse_numbers(kind: str, value: str) -> list[float]:
+    """``"10,20,110,52"`` → [10.0, 20.0, 110.0, 52.0], checked for the count a box (4) or quad (8) needs."""
+    need = 4 if kind == "box" else 8
+    try:
+        numbers = [float(v) for v in value.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise RegionError(f"--{kind} {value!r} must be {need} comma-separated numbers") from None
+    if len(numbers) != need:
+        raise RegionError(f"--{kind} {value!r} must be {need} comma-separated numbers, got {len(numbers)}")
+    return numbers
+
+
+def check_output_path(path: str | None, what: str) -> Path:
+    """An output path whose extension Pillow can write, checked before any work is done."""
+    from PIL import Image
+
+    if not path:
+        raise ImageError(f"no {what} path given (-o OUT.png)")
+    p = Path(path)
+    if Image.registered_extensions().get(p.suffix.lower()) is None:
+        raise ImageError(f"cannot tell the image format of {what} {str(p)!r} from its extension (use .png or .jpg)")
+    return p
+
+
+def run(args) -> int:
+    from ..pipeline import check_options
+
+    if args.spec:
+        if args.image or args.regions or args.text:
+            raise DreamTextError("give either --spec or an image with --box/--quad and --text, not both")
+        return run_spec(args)
+    if not args.image:
+        raise DreamTextError("give an image (or --spec jobs.json)")
+    regions = [parse_numbers(kind, value) for kind, value in (args.regions or [])]
+    if not regions:
+        raise RegionError("give at least one region with --box or --quad")
+    if len(regions) != len(args.text):
+        raise RegionError(f"{len(regions)} region(s) but {len(args.text)} --text value(s): give one text per region")
+    out = check_output_path(args.out, "output")
+    masks = check_output_path(args.masks, "--masks output") if args.masks else None
+    if args.steps is not None or args.guidance is not None or args.sampler is not None:
+        check_options(args.steps or 1, 0.0 if args.guidance is None else args.guidance, args.sampler or "ddim")
+    pipe = load_pipeline(args.ckpt)
+    result = pipe.edit(args.image, regions, args.text, progress=True, **sampling_kwargs(args))
+    write_result(result, out, masks)
+    print(f"wrote {out}" + (f" and {masks}" if masks else ""))
+    return 0
+
+
+def load_pipeline(ckpt: str | None):
+    from ..pipeline import DreamTextPipeline
+
+    return DreamTextPipeline.from_pretrained(ckpt)
+
+
+def sampling_kwargs(args) -> dict:
+    return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "seed": args.seed}
+
+
+def write_result(result, out: Path, masks: Path | None) -> None:
+    """Both pictures are made in memory first, then each is written atomically."""
+    from ..io_utils import atomic_save_image
+
+    masks_picture = result.masks_picture() if masks is not None else None
+    atomic_save_image(out, result.image)
+    if masks is not None:
+        atomic_save_image(masks, masks_picture)
+
+
+# ----------------------------------------------------------------------------- --spec
+
+
+def load_spec(path: str | Path) -> list[dict]:
+    """The jobs of a spec file, each with its paths made absolute (relative to the spec's folder)."""
+    path = Path(path)
+    try:
+        jobs = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DreamTextError(f"spec file {str(path)!r} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DreamTextError(f"spec file {str(path)!r} is not valid JSON: {e}") from None
+    if not isinstance(jobs, list) or not jobs:
+        raise DreamTextError(f"spec file {str(path)!r} must hold a non-empty JSON list of jobs")
+    base = path.resolve().parent
+    return [{"_index": i, **job, **_resolved(job, base)} if isinstance(job, dict) else {"_index": i, "_bad": job}
+            for i, job in enumerate(jobs)]
+
+
+def _resolved(job: dict, base: Path) -> dict:
+    return {k: str(base / job[k]) for k in ("image", "out", "masks") if isinstance(job.get(k), str)}
+
+
+def run_job(pipe, job: dict, defaults: dict) -> str:
+    """Edit one spec job; raises a DreamTextError naming what is wrong with it."""
+    if "_bad" in job:
+        raise DreamTextError(f"a job must be an object with image, regions and out, got {job['_bad']!r}")
+    missing = [k for k in ("image", "regions", "out") if k not in job]
+    if missing:
+        raise DreamTextError(f"missing key(s) {', '.join(missing)}")
+    unknown = sorted(set(job) - {"_index", "image", "regions", "out", "masks", "steps", "guidance", "sampler", "seed"})
+    if unknown:
+        raise DreamTextError(f"unknown key(s) {', '.join(unknown)}")
+    regions = job["regions"]
+    if not isinstance(regions, list) or not regions:
+        raise RegionError("'regions' must be a non-empty list of {box|quad, text}")
+    boxes, texts = [], []
+    for r in regions:
+        if not isinstance(r, dict) or "text" not in r:
+            raise RegionError(f"region {r!r} needs a 'text' and a 'box' or 'quad'")
+        boxes.append({k: v for k, v in r.items() if k != "text"})
+        texts.append(r["text"])
+    out = check_output_path(job["out"], "output")
+    masks = check_output_path(job["masks"], "masks output") if job.get("masks") else None
+    kwargs = {**defaults, **{k: job[k] for k in ("steps", "guidance", "sampler", "seed") if k in job}}
+    result = pipe.edit(job["image"], boxes, texts, **kwargs)
+    write_result(result, out, masks)
+    return str(out)
+
+
+def run_spec(args) -> int:
+    from tqdm.auto import tqdm
+
+    jobs = load_spec(args.spec)
+    pipe = load_pipeline(args.ckpt)
+    defaults = sampling_kwargs(args)
+    failures = 0
+    for job in tqdm(jobs, desc="edit", unit="job"):
+        try:
+            run_job(pipe, job, defaults)
+        except DreamTextError as e:
+            failures += 1
+            name = job.get("image", f"#{job['_index']}")
+            tqdm.write(f"dreamtext edit: job {job['_index']} ({name}): error: {e}", file=sys.stderr)
+    print(f"{len(jobs) - failures} of {len(jobs)} job(s) done" + (f", {failures} failed" if failures else ""))
+    return 1 if failures else 0

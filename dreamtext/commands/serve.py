@@ -1,0 +1,46 @@
+"""``dreamtext serve``: the web page for editing text in photos (see docs/web.md)."""
+
+from __future__ import annotations
+
+from ..app import ServeSettings
+
+
+def register(subparsers) -> None:
+    d = ServeSettings()
+    p = subparsers.add_parser(
+        "serve", help="serve the editing web page on localhost",
+        description="Serve a local web page: upload a photo, mark boxes, type new text, get the edited photo. "
+                    "Needs the web extra: pip install 'dreamtext[web]'.")
+    p.add_argument("--host", default=d.host,
+                   help=f"address to bind (default {d.host}: this machine only; 0.0.0.0 exposes the page)")
+    p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default {d.port})")
+    p.add_argument("--ckpt", default=None,
+                   help="pipeline dir, checkpoint dir or training run dir (default: the shipped model)")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
+                   help=f"largest accepted upload in MiB (default {d.max_upload_mb:g})")
+    p.add_argument("--max-side", type=int, default=d.max_side,
+                   help=f"longest accepted image side in pixels (default {d.max_side})")
+    p.add_argument("--max-regions", type=int, default=d.max_regions,
+                   help=f"most boxes per request (default {d.max_regions})")
+    p.add_argument("--max-queue", type=int, default=d.max_queue,
+                   help=f"most requests waiting while one runs (default {d.max_queue})")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import importlib.util
+
+    from ..app import serve, settings_from_args
+    from ..errors import ConfigError
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    if args.max_upload_mb <= 0 or args.max_side < 16 or args.max_regions < 1 or args.max_queue < 1:
+        raise ConfigError("--max-upload-mb must be > 0, --max-side >= 16, --max-regions and --max-queue >= 1")
+    # Only looked up, not imported: serve() must set GRADIO_TEMP_DIR before the import.
+    if importlib.util.find_spec("gradio") is None:
+        raise ConfigError("the web page needs Gradio: pip install 'dreamtext[web]'")
+    settings = settings_from_args(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+                                  max_side=args.max_side, max_regions=args.max_regions, max_queue=args.max_queue)
+    serve(settings, args.ckpt)
+    return 0

@@ -1,0 +1,348 @@
+"""The synthetic scene-text generator (DESIGN §6; SynthText-like).
+
+``SynthGenerator(cfg_or_params, seed).sample(index)`` renders one word into a
+small scene and returns a :class:`TextRecord` with exact ground truth: the word
+quad, one quad per character (its ink box mapped through the same geometry as
+the pixels) and one pixel mask per character (the glyph's own pixels, after
+rotation, perspective and arc). Everything random comes from
+``np.random.default_rng([seed, index])``, so a sample depends only on
+``(seed, index)`` (and on the installed fonts).
+
+Pipeline of one sample (all at the scene's own small size, for speed):
+1. word and font; each glyph is a cached FreeType bitmap placed on a text line
+   (``alpha`` coverage and ``owner`` = which character owns each pixel);
+2. geometry: optional arc (circular baseline), then one homography (rotation,
+   shear, perspective, placement) — applied to the line by an inverse map, and
+   to the character boxes as points;
+3. a background crop (photograph or texture), a text colour that contrasts with
+   it (sometimes taken from the scene), optional outline, shadow, gradient and
+   background-modulated ink;
+4. scene-wide lighting, blur, sensor noise and JPEG artefacts.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .backgrounds import sample_background
+from .fonts import list_fonts, load_font
+from .record import TextRecord
+from .words import sample_word
+
+MASK_THRESHOLD = 0.4  # coverage above which a pixel belongs to its glyph's mask
+
+
+@dataclass
+class SynthParams:
+    """Knobs of the generator (defaults give the tiny preset's scenes)."""
+
+    max_len: int = 12
+    words: str = "english+random"  # "english", "random" or "english+random"
+    split: str = "train"  # English word split: "train" or the held-out "bench"
+    font_px: tuple[int, int] = (24, 44)  # font size range in scene pixels
+    max_rotation: float = 10.0  # degrees (a few samples get up to 2×)
+    p_arc: float = 0.15
+    p_perspective: float = 0.5
+    p_outline: float = 0.15
+    p_shadow: float = 0.2
+    p_gradient: float = 0.2
+    p_blur: float = 0.35
+    p_noise: float = 0.5
+    p_jpeg: float = 0.4
+
+    @classmethod
+    def from_config(cls, cfg, **kw) -> "SynthParams":
+        return cls(max_len=cfg.max_len, words=cfg.data.words, **kw)
+
+
+@functools.lru_cache(maxsize=65536)
+def _glyph(font_path: str, size: int, ch: str) -> tuple[np.ndarray, int, int, float, tuple[int, int, int, int]]:
+    """One character, rendered once per process: coverage uint8 (h, w), its top-left offset from the
+    baseline origin (ox, oy), its advance, and its ink box (x0, y0, x1, y1) inside the bitmap."""
+    font = load_font(font_path, size)
+    core, (ox, oy) = font.getmask2(ch, mode="L", anchor="ls")
+    w, h = core.size
+    bitmap = np.frombuffer(bytes(core), np.uint8).reshape(h, w) if w and h else np.zeros((0, 0), np.uint8)
+    ys, xs = np.nonzero(bitmap)
+    ink = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else (0, 0, 0, 0)
+    return bitmap, ox, oy, float(font.getlength(ch)), ink
+
+
+def _layout(text: str, font_path: str, size: int, tracking: float):
+    """Place the glyphs on a text line (advances summed, ``tracking`` extra pixels between letters).
+
+    Returns alpha float32 (lh, lw) in [0, 1], owner uint8 (lh, lw) (i + 1 of the
+    character with the most coverage, 0 = none), and ink boxes float32 (n, 4) as
+    (x0, y0, x1, y1) in line pixels.
+    """
+    font = load_font(font_path, size)
+    ascent, descent = font.getmetrics()
+    pad = 2 + size // 8
+    glyphs = [_glyph(font_path, size, ch) for ch in text]
+    pen = np.concatenate([[0.0], np.cumsum([g[3] + tracking for g in glyphs[:-1]])]) + pad
+    xs0 = [int(round(p)) + g[1] for p, g in zip(pen, glyphs)]
+    lw = max(max(x + g[0].shape[1] for x, g in zip(xs0, glyphs)), int(pen[-1] + glyphs[-1][3])) + pad
+    lh = ascent + descent + 2 * pad
+    base_y = ascent + pad
+    alpha = np.zeros((lh, lw), np.uint8)
+    owner = np.zeros((lh, lw), np.uint8)
+    boxes = np.zeros((len(text), 4), np.float32)
+    for i, (x0, (g, _, oy, adv, ink)) in enumerate(zip(xs0, glyphs)):
+        gh, gw = g.shape
+        x0 = min(max(x0, 0), lw - gw)
+        y0 = min(max(base_y + oy, 0), lh - gh)
+        if ink[2] > ink[0]:
+            boxes[i] = (x0 + ink[0], y0 + ink[1], x0 + ink[2], y0 + ink[3])
+        else:  # no ink at all: half the x-height above the baseline, as wide as its advance
+            boxes[i] = (x0, base_y - ascent // 2, x0 + max(adv, 1), base_y)
+            continue
+        region = alpha[y0:y0 + gh, x0:x0 + gw]
+        owner[y0:y0 + gh, x0:x0 + gw][g > region] = i + 1
+        np.maximum(region, g, out=region)
+    return alpha.astype(np.float32) * (1.0 / 255.0), owner, boxes
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_tile() -> np.ndarray:
+    """Unit Gaussian noise float32 (512, 1024, 1), drawn once: sampling fresh noise per scene costs more
+    than the rest of the camera model."""
+    return np.random.default_rng(7).standard_normal((512, 1024, 1), dtype=np.float32)
+
+
+def _noise_patch(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    tile = _noise_tile()
+    if h > tile.shape[0] or w > tile.shape[1]:
+        return rng.standard_normal((h, w, 1), dtype=np.float32)
+    y, x = int(rng.integers(tile.shape[0] - h + 1)), int(rng.integers(tile.shape[1] - w + 1))
+    return tile[y:y + h, x:x + w]
+
+
+class _Arc:
+    """Bend a text line of width ``lw`` around a circle: total angle ``phi`` (radians, sign = up/down)."""
+
+    def __init__(self, lw: float, lh: float, phi: float):
+        self.cx, self.yc = lw / 2.0, lh / 2.0
+        self.s = 1.0 if phi > 0 else -1.0
+        self.R = lw / abs(phi)
+        self.cy = self.yc + self.s * self.R  # circle centre (below the line for s = +1: a frown)
+
+    def forward(self, pts: np.ndarray) -> np.ndarray:
+        x, y = pts[:, 0], pts[:, 1]
+        theta = (x - self.cx) / self.R
+        rho = self.R + self.s * (self.yc - y)
+        return np.stack([self.cx + rho * np.sin(theta), self.cy - self.s * rho * np.cos(theta)], -1)
+
+    def inverse(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dx, dy = X - self.cx, self.s * (self.cy - Y)
+        rho = np.sqrt(dx * dx + dy * dy)
+        theta = np.arctan2(dx, dy)
+        return self.cx + self.R * theta, self.yc - self.s * (rho - self.R)
+
+
+def _box_quads(boxes: np.ndarray) -> np.ndarray:
+    """(n, 4) boxes → (n, 4, 2) quads TL, TR, BR, BL."""
+    x0, y0, x1, y1 = boxes.T
+    return np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1), np.stack([x1, y1], -1),
+                     np.stack([x0, y1], -1)], 1)
+
+
+def _apply_h(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = np.concatenate([pts, np.ones((len(pts), 1))], 1) @ H.T
+    return p[:, :2] / p[:, 2:3]
+
+
+def _luma(c: np.ndarray) -> float:
+    return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]) / 255.0
+
+
+def _contrasting_colour(rng: np.random.Generator, bg_luma: float, min_contrast: float = 0.35) -> np.ndarray:
+    """A text colour whose lightness is at least ``min_contrast`` away from the background's."""
+    if bg_luma > 0.5:
+        lum = rng.uniform(0.0, max(0.05, bg_luma - min_contrast))
+    else:
+        lum = rng.uniform(min(0.95, bg_luma + min_contrast), 1.0)
+    sat = rng.uniform(0.0, 0.9) if rng.random() < 0.6 else 0.0
+    r, g, b = colorsys.hls_to_rgb(rng.random(), lum, sat)
+    return np.array([r, g, b], np.float32) * 255.0
+
+
+def _order_quad(pts: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Order 4 corners of a rectangle as TL, TR, BR, BL for text running along ``direction``."""
+    d = direction / (np.linalg.norm(direction) + 1e-9)
+    n = np.array([-d[1], d[0]])  # "down" for text running left to right
+    c = pts.mean(0)
+    along, across = (pts - c) @ d, (pts - c) @ n
+    tl = np.argmin(along + 1e-3 * across - 1e3 * (across < 0))
+    order = sorted(range(4), key=lambda i: np.arctan2(across[i], along[i]))  # clockwise in image coords
+    k = order.index(int(tl)) if int(tl) in order else 0
+    quad = pts[[order[(k + j) % 4] for j in range(4)]]
+    # make sure the first corner is the top-left one: the corner with the smallest (along - across).
+    scores = [(p - c) @ d - (p - c) @ n for p in quad]
+    s = int(np.argmin(scores))
+    return np.roll(quad, -s, axis=0).astype(np.float32)
+
+
+class SynthGenerator:
+    """Deterministic synthetic scene-text records: ``sample(index)`` depends only on ``(seed, index)``."""
+
+    def __init__(self, cfg_or_params=None, seed: int = 0):
+        if cfg_or_params is None:
+            params = SynthParams()
+        elif isinstance(cfg_or_params, SynthParams):
+            params = cfg_or_params
+        else:
+            params = SynthParams.from_config(cfg_or_params)
+        self.params = params
+        self.seed = int(seed)
+        self.fonts = list_fonts()
+
+    def __iter__(self):
+        i = 0
+        while True:
+            yield self.sample(i)
+            i += 1
+
+    def sample(self, index: int) -> TextRecord:
+        p = self.params
+        rng = np.random.default_rng([self.seed, int(index), 0x5CE7E])
+        text = sample_word(rng, p.max_len, p.words, p.split)
+        font_path = self.fonts[int(rng.integers(len(self.fonts)))]
+        # Glyph bitmaps are cached per (font, size): sizes are snapped to steps of 6 px and the
+        # continuous size variety comes from the homography's scale instead.
+        want = rng.uniform(p.font_px[0], p.font_px[1])
+        size = int(p.font_px[0] + 6 * round((want - p.font_px[0]) / 6))
+        scale = want / size
+        tracking = size * (rng.uniform(-0.02, 0.2) if rng.random() < 0.3 else 0.0)
+        alpha, owner, boxes = _layout(text, font_path, size, tracking)
+        lh, lw = alpha.shape
+
+        # ---- geometry: optional arc, then one homography onto the scene
+        arc = None
+        if len(text) >= 3 and rng.random() < p.p_arc:
+            arc = _Arc(lw, lh, rng.uniform(0.5, 1.3) * rng.choice([-1.0, 1.0]))
+        outline = np.array([[0, 0], [lw, 0], [lw, lh], [0, lh]], np.float64)
+        if arc is not None:
+            t = np.linspace(0, 1, 9)
+            edge = np.concatenate([np.stack([t * lw, 0 * t], -1), np.stack([t * lw, 0 * t + lh], -1)])
+            bent = arc.forward(edge)
+            src_box = np.array([bent.min(0), bent.max(0)])
+        else:
+            src_box = np.array([[0, 0], [lw, lh]], np.float64)
+        (sx0, sy0), (sx1, sy1) = src_box
+        src = np.array([[sx0, sy0], [sx1, sy0], [sx1, sy1], [sx0, sy1]], np.float64)
+        centre = src.mean(0)
+        rot = rng.normal(0, p.max_rotation / 2)
+        rot = float(np.clip(rot, -p.max_rotation, p.max_rotation) * (2 if rng.random() < 0.05 else 1))
+        a = np.deg2rad(rot)
+        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        shear = rng.uniform(-0.25, 0.25) if rng.random() < 0.15 else 0.0
+        dst = (src - centre) * scale
+        dst[:, 0] += shear * dst[:, 1]
+        dst = dst @ R.T
+        if rng.random() < p.p_perspective:  # corners moved by up to 8% of the text height
+            dst += rng.uniform(-0.08, 0.08, size=(4, 2)) * (boxes[:, 3].max() - boxes[:, 1].min()) * scale
+        dmin, dmax = dst.min(0), dst.max(0)
+        tw, th = dmax - dmin
+        # Scene: some context around the word (the model-ready window crops to it).
+        canvas_h = int(np.ceil(th * rng.uniform(1.5, 2.8))) + 4
+        canvas_w = int(np.ceil(max(tw * rng.uniform(1.15, 1.9), canvas_h * 1.3))) + 4
+        ox = rng.uniform(2, canvas_w - tw - 2) - dmin[0]
+        oy = rng.uniform(2, canvas_h - th - 2) - dmin[1]
+        dst = dst + [ox, oy]
+        H = cv2.getPerspectiveTransform(src.astype(np.float32), dst.astype(np.float32)).astype(np.float64)
+
+        def to_scene(pts: np.ndarray) -> np.ndarray:
+            return _apply_h(H, arc.forward(pts) if arc is not None else pts)
+
+        # ---- warp coverage and ownership into the scene, restricted to the text's bounding box
+        rx0, ry0 = (np.floor(dst.min(0)) - 2).astype(int).clip(0)
+        rx1 = int(min(canvas_w, np.ceil(dst[:, 0].max()) + 2))
+        ry1 = int(min(canvas_h, np.ceil(dst[:, 1].max()) + 2))
+        roi_w, roi_h = rx1 - rx0, ry1 - ry0
+        T = np.array([[1, 0, -rx0], [0, 1, -ry0], [0, 0, 1]], np.float64)
+        if arc is None:
+            Hr = T @ H
+            a_roi = cv2.warpPerspective(alpha, Hr, (roi_w, roi_h), flags=cv2.INTER_LINEAR)
+            o_roi = cv2.warpPerspective(owner, Hr, (roi_w, roi_h), flags=cv2.INTER_NEAREST)
+        else:
+            yy, xx = np.mgrid[ry0:ry1, rx0:rx1].astype(np.float64)
+            Hi = np.linalg.inv(H)
+            den = Hi[2, 0] * xx + Hi[2, 1] * yy + Hi[2, 2]
+            X = (Hi[0, 0] * xx + Hi[0, 1] * yy + Hi[0, 2]) / den
+            Y = (Hi[1, 0] * xx + Hi[1, 1] * yy + Hi[1, 2]) / den
+            mx, my = arc.inverse(X, Y)
+            mx, my = mx.astype(np.float32), my.astype(np.float32)
+            a_roi = cv2.remap(alpha, mx, my, cv2.INTER_LINEAR, borderValue=0)
+            o_roi = cv2.remap(owner, mx, my, cv2.INTER_NEAREST, borderValue=0)
+
+        # ---- background and ink
+        bg = sample_background(rng, canvas_h, canvas_w)
+        scene = bg.astype(np.float32)
+        roi = scene[ry0:ry1, rx0:rx1]
+        ink = a_roi > 0.05
+        under = roi[ink].mean(0) if ink.any() else roi.reshape(-1, 3).mean(0)
+        bg_l = _luma(under)
+        colour = _contrasting_colour(rng, bg_l)
+        if rng.random() < 0.25:  # harmonise: take the hue of a scene pixel, keep the contrasting lightness
+            px = bg[int(rng.integers(canvas_h)), int(rng.integers(canvas_w))].astype(np.float32) / 255.0
+            hh, _, ss = colorsys.rgb_to_hls(*px)
+            ll, _, _ = colorsys.rgb_to_hls(*(colour / 255.0)) if False else (colorsys.rgb_to_hls(*(colour / 255.0))[1], 0, 0)
+            colour = np.array(colorsys.hls_to_rgb(hh, ll, ss), np.float32) * 255.0
+        fill = np.broadcast_to(colour, roi.shape).astype(np.float32)
+        if rng.random() < p.p_gradient:  # ink colour drifting across the word
+            c2 = np.clip(colour + rng.uniform(-70, 70, 3), 0, 255)
+            ramp = np.linspace(0, 1, roi_w, dtype=np.float32)[None, :, None]
+            fill = colour * (1 - ramp) + c2 * ramp
+        if rng.random() < 0.35:  # painted on the surface: the surface's shading shows through the ink
+            shade = roi.mean(2, keepdims=True) / max(float(under.mean()), 1.0)
+            fill = fill * np.clip(0.75 + 0.25 * shade, 0.5, 1.3)
+        if rng.random() < p.p_shadow:
+            dx, dy = rng.integers(-3, 4), rng.integers(1, 4)
+            sh = np.roll(a_roi, (int(dy), int(dx)), (0, 1))
+            sh = cv2.GaussianBlur(sh, (0, 0), rng.uniform(0.6, 1.8))[..., None] * rng.uniform(0.4, 0.8)
+            shadow_col = 0.0 if bg_l > 0.25 else 255.0
+            roi[:] = roi * (1 - sh) + shadow_col * sh
+        if rng.random() < p.p_outline:
+            k = int(rng.integers(1, 3))
+            border = cv2.dilate(a_roi, np.ones((2 * k + 1, 2 * k + 1), np.uint8))[..., None]
+            border_col = _contrasting_colour(rng, _luma(colour), 0.4)
+            roi[:] = roi * (1 - border) + border_col * border
+        opacity = rng.uniform(0.85, 1.0)
+        a3 = a_roi[..., None] * opacity
+        roi[:] = roi * (1 - a3) + fill * a3
+
+        # ---- scene-wide camera effects
+        if rng.random() < 0.3:  # uneven lighting
+            gx = np.linspace(rng.uniform(0.7, 1.1), rng.uniform(0.9, 1.25), canvas_w, dtype=np.float32)
+            scene *= gx[None, :, None]
+        if rng.random() < p.p_blur:
+            scene = cv2.GaussianBlur(scene, (0, 0), rng.uniform(0.3, 1.0))
+        if rng.random() < p.p_noise:
+            scene += _noise_patch(rng, canvas_h, canvas_w) * rng.uniform(1.5, 7.0)
+        image = np.clip(scene + 0.5, 0, 255).astype(np.uint8)
+        if rng.random() < p.p_jpeg:
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 92))])
+            image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # channel order is irrelevant to the codec
+
+        # ---- ground truth: exact glyph pixels, ink boxes mapped through the same geometry
+        n = len(text)
+        char_masks = np.zeros((n, canvas_h, canvas_w), bool)
+        sub = char_masks[:, ry0:ry1, rx0:rx1]
+        solid = a_roi >= MASK_THRESHOLD
+        for i in range(n):
+            sub[i] = solid & (o_roi == i + 1)
+        char_quads = to_scene(_box_quads(boxes).reshape(-1, 2)).reshape(n, 4, 2)
+        if arc is None:
+            ink_box = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
+            word_quad = to_scene(_box_quads(ink_box[None])[0])
+        else:
+            rect = cv2.minAreaRect(char_quads.reshape(-1, 2).astype(np.float32))
+            direction = char_quads[-1].mean(0) - char_quads[0].mean(0) if n > 1 else (H[:2, 0])
+            word_quad = _order_quad(cv2.boxPoints(rect).astype(np.float64), np.asarray(direction, np.float64))
+        return TextRecord(image=image, text=text, word_quad=word_quad, char_quads=char_quads,
+                          char_masks=char_masks, source="synth", key=f"synth-{self.seed}-{index}")

@@ -1,0 +1,318 @@
+"""The evaluation protocol of UDiffText / DreamText (DESIGN §8), as one reproducible run.
+
+For every record of a data source (``bench`` by default: the fixed synthetic
+benchmark split of held-out words) the pipeline redraws the word's region:
+
+- ``recon``: with the word it already holds (fidelity);
+- ``edit``: with the fixed held-out word of the same length that
+  :func:`dreamtext.data.words.edit_word_for` assigns to that record.
+
+Sample ``i`` is sampled with seed ``seed + i``, so any single sample can be
+reproduced alone. Per sample the OCR reads the rectified region of the output
+(SeqAcc, NED) and of the untouched input (the OCR's own accuracy on that
+sample: the ceiling of the model's score); SSIM / PSNR / MSE compare output
+and input on the region's box and on the whole image; predicted character
+masks are compared with the ground truth (mIoU) when the source has them and
+the task is ``recon``; LPIPS and FID when their weights are present.
+
+Outputs in ``out``: ``results.json`` (settings, model config, weights hash,
+every aggregate metric), ``samples.csv`` (one row per sample) and
+``report.md`` with ``best.png`` / ``worst.png`` picture grids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DreamTextError
+
+TASKS = ("recon", "edit")
+
+
+@dataclass
+class EvalSettings:
+    """What one evaluation run does (everything that changes a number is here and in results.json)."""
+
+    data: str = "bench"  # a data source spec of dreamtext.data.sources.open_source
+    task: str = "recon"  # "recon" | "edit"
+    ckpt: str | None = None  # run / checkpoint / pipeline dir; None: the shipped model
+    limit: int | None = None  # evaluate the first N records (None: the whole source)
+    seed: int = 0  # sample i uses seed + i
+    steps: int | None = None  # sampling steps (None: the model config's sample.steps)
+    guidance: float | None = None  # CFG scale (None: sample.guidance)
+    sampler: str | None = None  # "ddim" | "euler" | "dpm++" (None: sample.sampler)
+    ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
+    split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
+    report_samples: int = 8  # rows in each of the best / worst picture grids
+    lpips_dir: str | None = None  # LPIPS weights folder (None: $DREAMTEXT_LPIPS_DIR)
+    fid_inception: str | None = None  # TorchScript FID Inception (None: $DREAMTEXT_FID_INCEPTION)
+    ceiling_only: bool = False  # only measure the OCR on the untouched inputs (no model runs)
+
+    def check(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {self.limit}")
+        if self.report_samples < 1:
+            raise ConfigError(f"report_samples must be at least 1, got {self.report_samples}")
+
+
+def weights_sha256(model) -> str:
+    """SHA-256 over the loaded weights (names, shapes, dtypes and bytes, in name order).
+
+    Identifies exactly the parameters that produced the numbers, whichever
+    directory layout (run, checkpoint, pipeline) they were loaded from.
+    """
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def target_text(record, index: int, task: str) -> str:
+    """What the model is asked to write for record ``index``: its own word, or the fixed edit word."""
+    if task == "recon":
+        return record.text
+    from .data.words import edit_word_for
+
+    return edit_word_for(record.text, index)
+
+
+def context_box(quad: np.ndarray, image_hw: tuple[int, int], margin: float = 0.5) -> tuple[slice, slice]:
+    """The quad's bounding box grown by ``margin`` × its height on every side (for pictures)."""
+    q = np.asarray(quad, np.float64).reshape(4, 2)
+    h, w = image_hw
+    pad = margin * (q[:, 1].max() - q[:, 1].min())
+    x0, x1 = int(max(0, np.floor(q[:, 0].min() - pad))), int(min(w, np.ceil(q[:, 0].max() + pad)))
+    y0, y1 = int(max(0, np.floor(q[:, 1].min() - pad))), int(min(h, np.ceil(q[:, 1].max() + pad)))
+    return slice(y0, max(y1, y0 + 1)), slice(x0, max(x1, x0 + 1))
+
+
+def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_masks: np.ndarray | None,
+                 target: str, reading: str, gt_reading: str, height: int = 48) -> bytes:
+    """One report row as PNG bytes: input | masked | output | character masks, captioned."""
+    from PIL import Image
+
+    from .pipeline import fill_quad
+    from .visualize import image_grid, mask_overlay
+
+    rows, cols = context_box(quad, image.shape[:2])
+    region = fill_quad(np.asarray(quad, np.float32), image.shape[:2])
+    masked = np.where(region[..., None], np.uint8(128), image)
+    if char_masks is not None and len(char_masks) and char_masks.any():
+        masks_pic = mask_overlay(output, char_masks, dim=0.3)
+    else:
+        masks_pic = output
+    panels = [p[rows, cols] for p in (image, masked, output, masks_pic)]
+    captions = [f"input (OCR '{gt_reading}')", "masked", f"target '{target}'", f"OCR '{reading}'"]
+    grid = image_grid([panels], captions=[captions], cell_height=height)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _lpips_pair(model, a: np.ndarray, b: np.ndarray) -> float:
+    """LPIPS on the whole image, upscaled so its short side is at least 64 px (AlexNet's pooling needs room)."""
+    from PIL import Image
+
+    from .metrics import lpips_distance
+
+    short = min(a.shape[:2])
+    if short < 64:
+        size = (round(a.shape[1] * 64 / short), round(a.shape[0] * 64 / short))
+        a = np.asarray(Image.fromarray(a).resize(size, Image.BICUBIC))
+        b = np.asarray(Image.fromarray(b).resize(size, Image.BICUBIC))
+    return lpips_distance(model, a, b)
+
+
+def _records(settings: EvalSettings, cfg):
+    from .data.sources import open_source
+
+    source = open_source(settings.data, cfg, split=settings.split, seed=settings.seed)
+    try:
+        total = len(source)
+    except TypeError:
+        total = None
+    if settings.limit is not None:
+        total = settings.limit if total is None else min(total, settings.limit)
+    if total is None:
+        raise ConfigError(f"data source {settings.data!r} has no end: pass --limit N")
+    return source, total
+
+
+def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progress: bool = True) -> dict:
+    """Run the protocol and write ``results.json``, ``samples.csv``, ``report.md`` and the grids into ``out_dir``.
+
+    ``pipeline``: an already-loaded :class:`~dreamtext.pipeline.DreamTextPipeline`
+    (else it is loaded from ``settings.ckpt``). With ``settings.ceiling_only``
+    no model runs: only the OCR's accuracy on the untouched inputs is measured.
+    Returns the results dict.
+    """
+    from tqdm.auto import tqdm
+
+    from . import metrics as M
+    from .ocr import make_recognizer
+    from .report import write_outputs
+
+    settings.check()
+    pipeline, cfg = _load(settings, pipeline)
+    recognizer = make_recognizer(settings.ocr)
+    lpips_model = inception = None
+    notices = []
+    if not settings.ceiling_only:
+        lpips_model, lpips_notice = M.load_lpips(settings.lpips_dir)
+        inception, fid_notice = M.load_inception(settings.fid_inception)
+        notices = [n for n in (lpips_notice, fid_notice) if n]
+    for n in notices:
+        print(f"note: {n}")
+
+    source, total = _records(settings, cfg)
+    rows, strips, skipped, outputs = [], {}, [], []
+    t_start = time.perf_counter()
+    bar = tqdm(total=total, desc=f"eval {'ceiling' if settings.ceiling_only else settings.task}", unit="sample",
+               disable=not progress)
+    for index, record in enumerate(source):
+        if index >= total:
+            break
+        bar.update(1)
+        try:
+            row, strip, output = _evaluate_one(settings, pipeline, cfg, recognizer, lpips_model, record, index)
+        except DreamTextError as e:  # a record this model cannot take (too long, odd characters, bad quad)
+            skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(e)})
+            continue
+        rows.append(row)
+        if strip is not None:
+            strips[index] = strip
+        if inception is not None:
+            outputs.append((output, record.image))
+        postfix = {"ceiling": f"{np.mean([r['ocr_ceiling_seq_acc_ci'] for r in rows]):.3f}"}
+        if not settings.ceiling_only:
+            postfix["seq_acc"] = f"{np.mean([r['seq_acc_ci'] for r in rows]):.3f}"
+        bar.set_postfix(postfix)
+    bar.close()
+    if not rows:
+        raise ConfigError(f"no sample of {settings.data!r} could be evaluated "
+                          f"({len(skipped)} skipped; first reason: {skipped[0]['reason'] if skipped else 'source is empty'})")
+
+    aggregates = aggregate(rows)
+    if inception is not None:
+        if len(outputs) >= 2:
+            aggregates["fid"] = M.fid_from_features(M.inception_features(inception, [o for o, _ in outputs]),
+                                                    M.inception_features(inception, [r for _, r in outputs]))
+        else:
+            notices.append("FID skipped: it needs at least two evaluated samples")
+    results = {
+        "task": "ceiling" if settings.ceiling_only else settings.task, "data": settings.data,
+        "n_samples": len(rows), "n_skipped": len(skipped), "skipped": skipped[:50],
+        "seed": settings.seed,
+        "sampling": {"steps": settings.steps or cfg.sample.steps,
+                     "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
+                     "sampler": settings.sampler or cfg.sample.sampler},
+        "checkpoint": None if pipeline is None else (settings.ckpt or "shipped"),
+        "weights_sha256": None if pipeline is None else weights_sha256(pipeline.model),
+        "glyph_prior": bool(cfg.glyph_prior),
+        "ocr": recognizer.name,
+        "metrics": aggregates,
+        "notices": notices,
+        "seconds_total": time.perf_counter() - t_start,
+        "settings": dataclasses.asdict(settings),
+        "config": cfg.to_dict(),
+    }
+    write_outputs(out_dir, results, rows, strips, settings.report_samples)
+    return results
+
+
+def _load(settings: EvalSettings, pipeline):
+    """The pipeline (None for a ceiling-only run without a checkpoint) and the config the data is cut with."""
+    from .config import load_config
+    from .pipeline import DreamTextPipeline
+
+    if pipeline is None and (settings.ckpt is not None or not settings.ceiling_only):
+        pipeline = DreamTextPipeline.from_pretrained(settings.ckpt)
+    if settings.ceiling_only:
+        return None, pipeline.cfg if pipeline is not None else load_config("tiny")
+    return pipeline, pipeline.cfg
+
+
+def _evaluate_one(settings: EvalSettings, pipeline, cfg, recognizer, lpips_model, record, index: int):
+    """One sample → (row of numbers, report strip PNG or None, output image or None)."""
+    from . import metrics as M
+    from .charset import validate_text
+    from .ocr import rectify_quad
+
+    validate_text(record.text, 10 ** 6)  # the original must be in the charset for SeqAcc to mean anything
+    base = {"index": index, "key": record.key, "source": record.source, "text": record.text}
+    if settings.ceiling_only:
+        gt_reading = recognizer.read([rectify_quad(record.image, record.word_quad)])[0]
+        return {**base, "ocr_gt": gt_reading, **_ceiling(gt_reading, record.text)}, None, None
+
+    target = validate_text(target_text(record, index, settings.task), cfg.max_len)
+    t0 = time.perf_counter()
+    result = pipeline.edit(record.image, [record.word_quad], [target], steps=settings.steps,
+                           guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + index)
+    seconds = time.perf_counter() - t0
+    output = np.asarray(result.image)
+    quad = result.regions[0].quad
+    reading, gt_reading = recognizer.read([rectify_quad(output, quad), rectify_quad(record.image, quad)])
+    row = {
+        **base, "target": target, "ocr": reading, "ocr_gt": gt_reading,
+        "seq_acc_ci": M.seq_acc(reading, target), "seq_acc_cs": M.seq_acc(reading, target, case_sensitive=True),
+        "ned": M.ned(reading, target), "ned_cs": M.ned(reading, target, case_sensitive=True),
+        **_ceiling(gt_reading, record.text),
+        **M.image_metrics(output, record.image, quad),
+    }
+    pred_masks = result.regions[0].char_masks
+    if settings.task == "recon" and record.char_masks is not None:
+        row["mask_miou"] = M.char_mask_miou(pred_masks, record.char_masks)
+    if lpips_model is not None:
+        row["lpips"] = _lpips_pair(lpips_model, output, record.image)
+    row["seconds"] = seconds
+    strip = sample_strip(record.image, output, quad, pred_masks, target, reading, gt_reading)
+    return row, strip, output
+
+
+def _ceiling(gt_reading: str, text: str) -> dict:
+    from . import metrics as M
+
+    return {"ocr_ceiling_seq_acc_ci": M.seq_acc(gt_reading, text),
+            "ocr_ceiling_seq_acc_cs": M.seq_acc(gt_reading, text, case_sensitive=True),
+            "ocr_ceiling_ned": M.ned(gt_reading, text)}
+
+
+# Columns of a sample row that are numbers to average (NaN-aware; absent ones are left out).
+METRIC_KEYS = ("seq_acc_ci", "seq_acc_cs", "ned", "ned_cs", "ocr_ceiling_seq_acc_ci", "ocr_ceiling_seq_acc_cs",
+               "ocr_ceiling_ned", "ssim", "psnr", "mse", "ssim_region", "psnr_region", "mse_region",
+               "mask_miou", "lpips", "seconds")
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """Mean of every metric column over the rows that have it (``mask_miou_n`` counts its samples)."""
+    out = {}
+    for key in METRIC_KEYS:
+        vals = [r[key] for r in rows if key in r and r[key] is not None and not math.isnan(r[key])]
+        if vals:
+            out[key] = float(np.mean(vals))
+    if "mask_miou" in out:
+        out["mask_miou_n"] = sum(1 for r in rows if "mask_miou" in r)
+    return out
+
+
+def rank_samples(rows: list[dict]) -> list[dict]:
+    """Rows from best to worst: exact reads first, then by NED, then by region SSIM (higher is better)."""
+    def score(r):
+        ssim = r.get("ssim_region", float("nan"))
+        return (-r["seq_acc_ci"], r["ned"], -(ssim if not math.isnan(ssim) else -1.0), r["index"])
+
+    return sorted(rows, key=score)

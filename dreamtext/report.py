@@ -1,0 +1,165 @@
+"""Writing what an evaluation or ablation found: results.json, samples.csv, report.md and picture grids.
+
+Everything goes through :mod:`dreamtext.io_utils` atomic writes, so a killed
+run leaves either the previous report or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .io_utils import atomic_save_image, atomic_write_text
+
+# (key, label, how to show it) of the report table; "pct" shows a fraction as a percentage.
+TABLE_ROWS = (
+    ("seq_acc_ci", "SeqAcc, case-insensitive (%) ↑", "pct", "ocr_ceiling_seq_acc_ci"),
+    ("seq_acc_cs", "SeqAcc, case-sensitive (%) ↑", "pct", "ocr_ceiling_seq_acc_cs"),
+    ("ned", "NED, case-insensitive ↓", "f3", "ocr_ceiling_ned"),
+    ("ned_cs", "NED, case-sensitive ↓", "f3", None),
+    ("ssim_region", "SSIM, region ↑", "f3", None),
+    ("psnr_region", "PSNR, region (dB) ↑", "f2", None),
+    ("mse_region", "MSE, region ↓", "f4", None),
+    ("ssim", "SSIM, image ↑", "f3", None),
+    ("psnr", "PSNR, image (dB) ↑", "f2", None),
+    ("mse", "MSE, image ↓", "f4", None),
+    ("mask_miou", "character-mask mIoU ↑", "f3", None),
+    ("lpips", "LPIPS (AlexNet) ↓", "f4", None),
+    ("fid", "FID (Inception) ↓", "f2", None),
+    ("seconds", "seconds per sample", "f2", None),
+)
+
+
+def fmt(value, how: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if how == "pct":
+        return f"{100.0 * value:.1f}"
+    return f"{value:.{how[1:]}f}"
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """One CSV line per sample; the columns are the union of the rows' keys, in first-seen order."""
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def stack_strips(strips: list[bytes]) -> np.ndarray:
+    """PNG rows (any widths) stacked top to bottom on white: uint8 RGB."""
+    from PIL import Image
+
+    from .visualize import image_grid
+
+    images = [np.asarray(Image.open(io.BytesIO(s)).convert("RGB")) for s in strips]
+    return image_grid([[im] for im in images], pad=2)
+
+
+def metrics_table(metrics: dict, notices: list[str]) -> str:
+    """The markdown table of a results dict's metrics, the OCR ceiling beside each text metric."""
+    if "seq_acc_ci" not in metrics:  # a ceiling-only run: the OCR alone
+        lines = ["| metric | OCR on the ground truth |", "| --- | ---: |"]
+        for key, label, how, ceiling_key in TABLE_ROWS:
+            if ceiling_key in metrics:
+                lines.append(f"| {label} | {fmt(metrics[ceiling_key], how)} |")
+        return "\n".join(lines)
+    lines = ["| metric | model | OCR on the ground truth (ceiling) |", "| --- | ---: | ---: |"]
+    for key, label, how, ceiling_key in TABLE_ROWS:
+        if key not in metrics:
+            if key in ("lpips", "fid"):
+                lines.append(f"| {label} | skipped (see notes) | |")
+            continue
+        ceiling = fmt(metrics.get(ceiling_key), how) if ceiling_key else ""
+        lines.append(f"| {label} | {fmt(metrics[key], how)} | {ceiling} |")
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict, has_grids: bool) -> str:
+    m = results["metrics"]
+    s = results["sampling"]
+    head = [
+        f"# DreamText evaluation: `{results['task']}` on `{results['data']}`",
+        "",
+        f"- samples evaluated: **{results['n_samples']}** (skipped: {results['n_skipped']})",
+        f"- checkpoint: `{results['checkpoint']}` — weights sha256 `{results['weights_sha256'][:16]}…`"
+        if results.get("weights_sha256") else "- no model: the OCR's accuracy on the untouched inputs only",
+        f"- sampling: {s['sampler']}, {s['steps']} steps, guidance {s['guidance']}, seed {results['seed']} "
+        f"(sample *i* uses seed + *i*); glyph prior {'on' if results['glyph_prior'] else 'off'}",
+        f"- OCR: `{results['ocr']}` on the rectified word region",
+    ]
+    if "mask_miou_n" in m:
+        head.append(f"- character-mask mIoU over {m['mask_miou_n']} samples with ground-truth masks")
+    body = ["", metrics_table(m, results.get("notices", [])), ""]
+    if results.get("notices"):
+        body += ["Notes:", ""] + [f"- {n}" for n in results["notices"]] + [""]
+    if results["n_skipped"]:
+        body += [f"Skipped samples (first {min(5, len(results['skipped']))}):", ""]
+        body += [f"- #{k['index']} `{k['text']}`: {k['reason']}" for k in results["skipped"][:5]] + [""]
+    if has_grids:
+        body += ["Each row: input (with the OCR's reading of the original), the masked input the model sees, "
+                 "the output (with the target), and the output with the predicted character masks "
+                 "(with the OCR's reading of the output).", "",
+                 "## Best samples", "", "![best samples](best.png)", "",
+                 "## Worst samples", "", "![worst samples](worst.png)", ""]
+    body += ["Per-sample numbers: `samples.csv`; everything above and the full config: `results.json`.", ""]
+    return "\n".join(head + body)
+
+
+def write_outputs(out_dir: str | Path, results: dict, rows: list[dict], strips: dict[int, bytes],
+                  n_grid: int = 8) -> None:
+    """results.json, samples.csv, best.png / worst.png and report.md in ``out_dir``."""
+    from .evaluate import rank_samples
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default) + "\n")
+    atomic_write_text(out / "samples.csv", rows_to_csv(rows))
+    ranked = [r for r in rank_samples(rows) if r["index"] in strips] if strips else []
+    has_grids = bool(ranked)
+    if has_grids:
+        k = min(n_grid, len(ranked))
+        atomic_save_image(out / "best.png", stack_strips([strips[r["index"]] for r in ranked[:k]]))
+        atomic_save_image(out / "worst.png", stack_strips([strips[r["index"]] for r in ranked[::-1][:k]]))
+    atomic_write_text(out / "report.md", render_markdown(results, has_grids))
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+# ----------------------------------------------------------------------------- ablation
+
+ABLATION_COLUMNS = (
+    ("seq_acc_ci", "SeqAcc ci %", "pct"), ("seq_acc_cs", "SeqAcc cs %", "pct"), ("ned", "NED", "f3"),
+    ("ssim_region", "SSIM region", "f3"), ("psnr_region", "PSNR region", "f2"),
+    ("mask_miou", "mask mIoU", "f3"), ("ocr_ceiling_seq_acc_ci", "OCR ceiling %", "pct"),
+)
+
+
+def ablation_markdown(entries: list[dict], header: str) -> str:
+    """One comparison table: a row per variant (``name``, ``overrides``, ``train_loss``, ``metrics``)."""
+    lines = [header, "", "| variant | overrides | final loss | "
+             + " | ".join(label for _, label, _ in ABLATION_COLUMNS) + " |",
+             "| --- | --- | ---: | " + " | ".join("---:" for _ in ABLATION_COLUMNS) + " |"]
+    for e in entries:
+        cells = [fmt(e["metrics"].get(k), how) for k, _, how in ABLATION_COLUMNS]
+        loss = fmt(e.get("train_loss"), "f4")
+        lines.append(f"| {e['name']} | `{' '.join(e['overrides']) or '—'}` | {loss} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,160 @@
+"""Samplers with classifier-free guidance over diffusers schedulers (DESIGN §2, §7).
+
+``sample`` runs the reverse process of an inpainting denoiser: it draws
+``z_T`` from the seeded generator, and at every timestep of a diffusers
+scheduler (made by :func:`dreamtext.diffusion.make_scheduler`: DDIM, Euler,
+DPM-Solver++) evaluates the condition and its zeroed twin in **one** batched
+forward pass and combines them with classifier-free guidance
+
+    ε = ε_u + s · (ε_c − ε_u)                                   (§2)
+
+The known part of the crop stays consistent because the denoiser sees it as
+its input ``concat(z_t, m, E(I ⊙ (1 − m)))`` at every step; the pipeline then
+pastes only the region (plus a feather band) back into the photograph.
+
+On the last ``attn_frac`` of the steps the character cross-attention of the
+conditional half is recorded and averaged into Ā (§3), from which the
+per-character masks are predicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ConfigError
+
+
+@dataclass
+class SampleOutput:
+    """``x0``: (B, 3, H, W) in [-1, 1] (decoded); ``attn``: Ā (B, L, h', w') or None."""
+
+    x0: torch.Tensor
+    attn: torch.Tensor | None = None
+
+    def char_masks(self) -> torch.Tensor:
+        """The §3 per-character masks from Ā: bool (B, L, h', w')."""
+        from .char_masks import predict_char_masks
+
+        if self.attn is None:
+            raise ValueError("no attention was recorded: call sample_with_attention")
+        return predict_char_masks(self.attn)
+
+
+def uncond_twin(cond: dict) -> dict:
+    """The condition with the whole text condition dropped, exactly as CFG dropout does in training (§2).
+
+    The context becomes all zeros and every slot attendable (``context_mask``
+    all true, as :meth:`DreamTextModel.context_from_hidden` sets a dropped row),
+    so the unconditional branch does not see the text's length. The region
+    mask, the masked image and the glyph prior describe the crop, not the text
+    condition, and stay.
+    """
+    twin = dict(cond)
+    twin["context"] = torch.zeros_like(cond["context"])
+    if "context_mask" in cond:
+        twin["context_mask"] = torch.ones_like(cond["context_mask"], dtype=torch.bool)
+    return twin
+
+
+def cat_cond(a: dict, b: dict) -> dict:
+    """Two conditions stacked along the batch: every tensor value is concatenated."""
+    out = {}
+    for key, value in a.items():
+        out[key] = torch.cat([value, b[key]]) if torch.is_tensor(value) else value
+    return out
+
+
+def _latent_shape(model, batch: int) -> tuple[int, ...]:
+    cfg = model.cfg
+    return (batch, cfg.latent_channels, *cfg.latent_size)
+
+
+@torch.no_grad()
+def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: float,
+                          generator: torch.Generator | None = None, *, attn_frac: float | None = None,
+                          z_T: torch.Tensor | None = None, progress=None) -> SampleOutput:
+    """Run the sampler and return the decoded image with Ā averaged over the final steps.
+
+    ``cond`` is ``model.make_cond(...)`` for B crops; ``guidance`` is the CFG scale
+    ``s`` (1 disables the unconditional pass); ``generator`` seeds ``z_T`` and any
+    stochastic scheduler noise, so the same seed gives bit-identical results on
+    the same machine. ``progress`` is an optional callable ``(step, total)``.
+    """
+    if steps < 1:
+        raise ConfigError(f"steps must be at least 1, got {steps}")
+    if guidance < 0:
+        raise ConfigError(f"guidance must be ≥ 0, got {guidance}")
+    cfg = model.cfg
+    attn_frac = cfg.sample.attn_frac if attn_frac is None else attn_frac
+    batch = cond["mask"].shape[0]
+    device = cond["mask"].device
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    n_record = 0 if attn_frac <= 0 else max(1, round(attn_frac * len(timesteps)))
+
+    if z_T is None:
+        z_T = torch.randn(_latent_shape(model, batch), generator=generator, dtype=torch.float32)
+    z = z_T.to(device) * scheduler.init_noise_sigma
+    use_cfg = guidance != 1.0
+    # [conditional; unconditional] in one batch of 2B: one UNet call per step.
+    cond_in = cat_cond(cond, uncond_twin(cond)) if use_cfg else cond
+    step_kwargs = _step_kwargs(scheduler, cfg, generator)
+
+    store = getattr(model, "attention_store", None)
+    attn_sum, attn_count = None, 0
+    for i, t in enumerate(timesteps):
+        record = store is not None and i >= len(timesteps) - n_record
+        if store is not None:
+            store.reset()
+            store.active = record
+        z_in = scheduler.scale_model_input(z, t)
+        z_in = torch.cat([z_in, z_in]) if use_cfg else z_in
+        t_in = t.reshape(1).expand(z_in.shape[0]).to(device)
+        eps = model(z_in, t_in, cond_in)
+        if use_cfg:
+            eps_c, eps_u = eps.chunk(2)
+            eps = eps_u + guidance * (eps_c - eps_u)  # classifier-free guidance (§2)
+        if record:
+            a_bar = _aggregate(model, store.maps(), batch)  # (B, L, h', w')
+            attn_sum = a_bar if attn_sum is None else attn_sum + a_bar
+            attn_count += 1
+        z = scheduler.step(eps, t, z, **step_kwargs).prev_sample
+        if progress is not None:
+            progress(i + 1, len(timesteps))
+    if store is not None:
+        store.active = False
+        store.reset()
+    x0 = model.decode_latent(z).clamp(-1, 1)
+    attn = attn_sum / attn_count if attn_count else None
+    return SampleOutput(x0=x0, attn=attn)
+
+
+def sample(model, cond: dict, scheduler, steps: int, guidance: float,
+           generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+    """The decoded samples x0: (B, 3, H, W) in [-1, 1] (no attention recorded)."""
+    return sample_with_attention(model, cond, scheduler, steps, guidance, generator, attn_frac=0, **kwargs).x0
+
+
+def _aggregate(model, maps: list, batch: int) -> torch.Tensor:
+    """Ā of the conditional half: the §3 resize + blur + layer mean (DESIGN §3)."""
+    from .char_masks import aggregate_maps
+
+    cfg = model.cfg
+    maps = [m[:batch].float() for m in maps]
+    out_hw = tuple(cfg.loss.mask_res) if cfg.loss.mask_res else tuple(cfg.latent_size)
+    return aggregate_maps(maps, cfg.loss.s_min, out_hw)
+
+
+def _step_kwargs(scheduler, cfg, generator) -> dict:
+    """Keyword arguments of ``scheduler.step`` that make it seeded (and DDIM's η)."""
+    import inspect
+
+    params = inspect.signature(scheduler.step).parameters
+    kwargs = {}
+    if "generator" in params:
+        kwargs["generator"] = generator
+    if "eta" in params:
+        kwargs["eta"] = cfg.sample.eta
+    return kwargs

@@ -1,0 +1,116 @@
+"""Regions, feathering, paste-back and mask warping of the editing pipeline (no model needed)."""
+
+import numpy as np
+import pytest
+
+from dreamtext.errors import RegionError
+from dreamtext.pipeline import (apply_homography, box_to_quad, feather_alpha, fill_quad, masks_to_image,
+                                paste_back, parse_region, quad_height, region_support)
+
+HW = (100, 200)
+
+
+def test_box_becomes_reading_order_quad():
+    q = parse_region((10, 20, 110, 52), HW)
+    assert q.dtype == np.float32
+    np.testing.assert_array_equal(q, [[10, 20], [110, 20], [110, 52], [10, 52]])
+    assert quad_height(q) == pytest.approx(32)
+
+
+def test_quad_forms_are_equivalent():
+    quad = [[10, 20], [110, 25], [108, 60], [12, 55]]
+    a = parse_region(quad, HW)
+    b = parse_region([v for p in quad for v in p], HW)
+    c = parse_region({"quad": quad}, HW)
+    d = parse_region({"box": [10, 20, 110, 60]}, HW)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(d, box_to_quad((10, 20, 110, 60)))
+
+
+@pytest.mark.parametrize("region, words", [
+    ((10, 20, 10, 50), "zero area"),
+    ((50, 20, 10, 40), "zero area"),
+    ([[0, 0], [10, 10], [20, 20], [30, 30]], "zero area"),
+    ((10, 20, 250, 50), "outside"),
+    ((-30, -30, -5, -5), "outside"),
+    ((1, 2, 3), "must be a box"),
+    ((1, 2, "a", 4), "not a list of numbers"),
+    ((1, 2, float("nan"), 4), "non-finite"),
+    ([[10, 20], [12, 60], [108, 60], [110, 25]], "top-left, top-right"),  # counter-clockwise
+    ([[10, 20], [110, 60], [110, 20], [10, 60]], "top-left, top-right"),  # bow-tie
+    ({"box": [1, 2, 3, 4], "quad": [1] * 8}, "exactly one of"),
+])
+def test_bad_regions_name_the_problem(region, words):
+    with pytest.raises(RegionError, match=words):
+        parse_region(region, HW)
+
+
+def test_feather_is_one_inside_zero_beyond_band():
+    quad = box_to_quad((50, 40, 150, 60))
+    alpha = feather_alpha(quad, HW, 6.0)
+    inside = fill_quad(quad, HW).astype(bool)
+    assert np.all(alpha[inside] == 1.0)
+    assert alpha[40, 50] == 1.0 and alpha[59, 149] == 1.0
+    # 3 px right of the box: partly blended; ≥ 6 px away: exactly 0.
+    assert 0.3 < alpha[50, 154] < 0.8
+    assert alpha[50, 158] == 0.0 and alpha[30, 100] == 0.0
+    assert np.all(alpha[:33] == 0) and np.all(alpha[:, 158:] == 0)
+    # monotonic along a row leaving the box
+    row = alpha[50, 150:160]
+    assert np.all(np.diff(row) <= 0)
+
+
+def _scale_matrix(sx, sy, tx, ty):
+    return np.array([[sx, 0, tx], [0, sy, ty], [0, 0, 1]], np.float64)
+
+
+def test_paste_back_leaves_pixels_outside_band_byte_identical():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*HW, 3), dtype=np.uint8)
+    quad = np.array([[60, 30], [140, 36], [138, 62], [58, 56]], np.float32)  # slanted
+    # window: image x∈[40,168), y∈[20,52+...] → crop 32×128 (scale 1, 1 px = 1 px) shifted
+    matrix = _scale_matrix(1.0, 1.0, -40.0, -25.0)
+    crop = np.full((64, 128, 3), 7, np.uint8)
+    out = paste_back(image, crop, matrix, quad, feather_px=4.0)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    support = region_support(quad, HW, 4.0)
+    assert np.array_equal(out[~support], image[~support])
+    inside = fill_quad(quad, HW).astype(bool)
+    assert np.all(out[inside] == 7)  # fully replaced inside the region
+    assert not np.array_equal(out[support & ~inside], image[support & ~inside])  # blended band
+    assert support.sum() < inside.sum() + 2 * 4 * (80 + 30) + 100  # the band is only ~feather wide
+
+
+def test_paste_back_warps_crop_content_to_image_place():
+    image = np.zeros((80, 160, 3), np.uint8)
+    quad = box_to_quad((40, 20, 120, 40))
+    matrix = _scale_matrix(0.5, 0.5, -20.0, -5.0)  # image (40..120, 20..40) → crop (0..40, 5..15)
+    crop = np.zeros((40, 64, 3), np.uint8)
+    crop[:, :20] = 200  # left half of the region in crop x∈[0,20) ↔ image x∈[40,80)
+    out = paste_back(image, crop, matrix, quad, feather_px=0.0)
+    assert np.all(out[22:38, 42:77] == 200)
+    assert np.all(out[22:38, 83:118] == 0)
+
+
+def test_masks_to_image_inverts_the_window():
+    matrix = _scale_matrix(0.5, 0.5, -20.0, -5.0)
+    masks = np.zeros((2, 16, 32), bool)  # at half the model resolution (32×64)
+    masks[0, 2:4, 0:5] = True  # model px y 4..8, x 0..10 → image y 18..26, x 40..60
+    out = masks_to_image(masks, matrix, (32, 64), (80, 160))
+    assert out.shape == (2, 80, 160) and out.dtype == bool
+    ys, xs = np.nonzero(out[0])
+    # 2×4 mask pixels at ¼ of the image's scale: 8×20 image pixels near y 18, x 40 (±1 for pixel centres)
+    assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (8, 20)
+    assert abs(ys.min() - 18) <= 1 and abs(xs.min() - 40) <= 1
+    assert not out[1].any()
+    support = np.zeros((80, 160), bool)
+    support[:, :50] = True
+    assert masks_to_image(masks, matrix, (32, 64), (80, 160), support)[0].sum() == 8 * (50 - xs.min())
+
+
+def test_apply_homography_roundtrip():
+    m = np.array([[1.1, 0.2, 3], [-0.1, 0.9, 5], [0.001, 0.0005, 1]])
+    pts = np.array([[0, 0], [10, 5], [50, 40]], np.float32)
+    back = apply_homography(np.linalg.inv(m), apply_homography(m, pts))
+    np.testing.assert_allclose(back, pts, atol=1e-3)

@@ -1,0 +1,183 @@
+"""End to end: ``dreamtext serve`` driven by Debian's headless Chromium through Playwright.
+
+The server is the real command with a randomly initialised ``test`` model on
+a free port of 127.0.0.1. The browser uploads a photo, draws a box by clicking
+two corners, types a word, presses Edit and downloads the result, exactly as a
+person would; a second test feeds the page bad input. Screenshots of the page
+are kept in ``out/test-artifacts/web/`` (``DREAMTEXT_ARTIFACTS`` overrides).
+
+Needs ``pip install '.[web,browser-test]'`` and ``apt-get install chromium``
+(``make setup`` does both); without them the tests are skipped and say why.
+"""
+
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _web_fixtures import (PHOTO_WH, REPO, SIGN_BOX, ServerProcess, free_port, make_photo,  # noqa: E402
+                           make_tiny_pipeline, serve_command)
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("DREAMTEXT_ARTIFACTS", REPO / "out" / "test-artifacts")) / "web"
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+
+def _skip_reason() -> str | None:
+    if importlib.util.find_spec("gradio") is None:
+        return "Gradio is not installed (pip install '.[web]'; make setup does it)"
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (pip install '.[browser-test]'; make setup does it)"
+    if not Path(CHROMIUM).is_file():
+        return f"no browser at {CHROMIUM} (apt-get install chromium; make setup does it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    reason = _skip_reason()
+    if reason:
+        print(f"\nbrowser tests skipped: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("web_browser")
+    ckpt = make_tiny_pipeline(root / "tiny_pipeline")
+    port = free_port()
+    proc = ServerProcess(root / "server", serve_command(ckpt, port), port)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1100}, accept_downloads=True)
+    pg = context.new_page()
+    outside = []
+    pg.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.url) else None)
+    pg.goto(server.url)
+    pg.wait_for_selector("#run", timeout=30_000)
+    yield pg
+    context.close()
+    # Offline machines must get a complete page: nothing may be fetched from the internet.
+    assert not [u for u in outside if not u.startswith(("data:", "blob:"))], outside
+
+
+def _status(pg) -> str:
+    return pg.inner_text("#status").strip()
+
+
+def _wait_status(pg, prefix: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _status(pg)
+        if text.startswith(prefix):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"status never started with {prefix!r}; it says {_status(pg)!r}")
+
+
+def _upload(pg, path: Path) -> None:
+    pg.locator("#upload input[type=file]").set_input_files(str(path))
+
+
+def _click_photo(pg, x: float, y: float) -> None:
+    """Click the preview at photo pixel (x, y), whatever size the page shows it at."""
+    img = pg.locator("#preview img").first
+    box = img.bounding_box()
+    natural_w, natural_h = pg.evaluate("e => [e.naturalWidth, e.naturalHeight]", img.element_handle())
+    pg.mouse.click(box["x"] + (x + 0.5) * box["width"] / natural_w, box["y"] + (y + 0.5) * box["height"] / natural_h)
+
+
+def _shot(pg, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    pg.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_browser_edit_changes_the_word_and_downloads_the_result(page, server, tmp_path):
+    from PIL import Image
+
+    photo_path = make_photo(tmp_path / "street.png")
+    photo = np.asarray(Image.open(photo_path).convert("RGB"))
+    _upload(page, photo_path)
+    assert _wait_status(page, "Photo loaded") == f"Photo loaded ({PHOTO_WH[0]}×{PHOTO_WH[1]}). " \
+                                                 "Click two opposite corners of a word."
+    page.fill("#new_text input, #new_text textarea", "OPEN")
+    x0, y0, x1, y1 = SIGN_BOX
+    page.locator("#preview img").first.wait_for()
+    _click_photo(page, x0, y0)
+    _wait_status(page, "First corner set")
+    _click_photo(page, x1, y1)
+    _wait_status(page, "Box added")
+    line = page.input_value("#regions textarea")
+    numbers = [float(v) for v in line.split(",")[:4]]
+    assert np.abs(np.subtract(numbers, SIGN_BOX)).max() <= 2, line  # the clicks landed on the photo's pixels
+    assert line.endswith(", OPEN")
+    assert page.input_value("#steps input[type=number]") == "4"  # the model's own default (test preset)
+
+    page.click("#run")
+    message = _wait_status(page, "Done", timeout=90)
+    assert message.startswith("Done: 1 box edited (4 steps")
+    for elem in ("#result", "#overlay", "#before_after"):
+        assert page.locator(f"{elem} img").count() >= 1, f"{elem} shows no image"
+    _shot(page, "edit_done.png")
+
+    with page.expect_download() as download_info:
+        page.click("#download")
+    download = tmp_path / "downloaded.png"
+    download_info.value.save_as(download)
+    edited = np.asarray(Image.open(download).convert("RGB"))
+    assert edited.shape == photo.shape
+
+    changed = np.abs(edited.astype(int) - photo).max(-1) > 8  # (H, W)
+    bx0, by0, bx1, by1 = (int(round(v)) for v in numbers)
+    assert changed[by0:by1, bx0:bx1].mean() > 0.5, "the box was not repainted"
+    margin = by1 - by0  # the paste-back feathers over a band well under one box height
+    near = np.zeros_like(changed)
+    near[max(0, by0 - margin):by1 + margin, max(0, bx0 - margin):bx1 + margin] = True
+    assert not changed[~near].any(), "pixels far outside the box changed"
+
+
+def test_browser_bad_input_shows_a_message_and_the_server_keeps_serving(page, server, tmp_path):
+    not_an_image = tmp_path / "holiday.png"
+    not_an_image.write_bytes(b"%PDF-1.4 this is a document, not a photo\n" * 20)
+    _upload(page, not_an_image)
+    assert "is not an image this page can read" in _wait_status(page, "Error:")
+
+    _upload(page, make_photo(tmp_path / "street.png"))
+    _wait_status(page, "Photo loaded")
+    page.click("#run")  # no box yet
+    assert "no box given" in _wait_status(page, "Error:")
+
+    page.fill("#regions textarea", "96, 72, 224, 120, Grüße")
+    page.click("#run")
+    message = _wait_status(page, "Error: text 'Grüße'")
+    assert "outside the charset" in message and "'ß'" in message and "'ü'" in message
+
+    page.fill("#regions textarea", "96, 72, 224, 120, FARTOOLONG")
+    page.click("#run")
+    assert "this model writes at most 8" in _wait_status(page, "Error: text 'FARTOOLONG'")
+    _shot(page, "bad_input.png")
+
+    # The same page still edits afterwards: the errors did not break the server or the session.
+    page.fill("#regions textarea", "96, 72, 224, 120, OK")
+    page.click("#run")
+    _wait_status(page, "Done", timeout=90)
+    assert server.proc.poll() is None
