@@ -75,12 +75,9 @@ def variant_overrides(settings: AblationSettings, name: str, run_dir: Path) -> l
 
 
 def _train_loss(summary) -> float | None:
-    """The last training loss from the trainer's run summary, where it reports one."""
-    if isinstance(summary, dict):
-        for key in ("final_loss", "loss", "last_loss"):
-            if isinstance(summary.get(key), (int, float)):
-                return float(summary[key])
-    return None
+    """The last logged total training loss of the trainer's run summary (``metrics["total"]``)."""
+    value = (summary.get("metrics") or {}).get("total") if isinstance(summary, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool = True) -> list[dict]:
@@ -107,8 +104,11 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
         cfg = load_config(settings.preset, overrides=overrides)
         print(f"ablate: training {name} ({settings.steps} steps; {' '.join(VARIANTS[name])})")
         t0 = time.perf_counter()
-        summary = train(cfg, resume=False, progress=progress)
+        summary = train(cfg, resume=True, progress=progress)  # continues an interrupted run of this variant
         train_seconds = time.perf_counter() - t0
+        if summary.get("stopped") != "finished":  # Ctrl-C or a signal: do not score a half-trained model
+            print(f"ablate: training of {name} {summary.get('stopped')}; stopping the ablation here")
+            break
         pipeline = DreamTextPipeline.from_pretrained(run_dir)
         eval_settings = EvalSettings(data=settings.eval_data, task=settings.task, ckpt=str(run_dir),
                                      limit=settings.eval_limit, seed=settings.seed, steps=settings.eval_steps)

@@ -289,14 +289,18 @@ def build_app(service: EditService):
         path = getattr(file, "name", file)
         try:
             image = load_upload(path, settings)
-        except DreamTextError as e:
-            return None, None, "", None, f"Error: {e}"
+        except DreamTextError as e:  # clear the file so the drop zone is back for another try
+            return None, None, None, "", None, status_markdown(f"Error: {e}")
         h, w = image.shape[:2]
-        return image, image, "", None, f"Photo loaded ({w}×{h}). Click two opposite corners of a word."
+        return (gr.update(), image, image, "", None,
+                status_markdown(f"Photo loaded ({w}×{h}). Click two opposite corners of a word."))
+
+    def on_clear():
+        return None, None, "", None, "Upload a photo to start."
 
     def on_click(image, spec, pending, new_text, evt: gr.SelectData):
         if image is None:
-            return spec, None, None, "Error: no photo uploaded yet: upload a PNG or JPEG first"
+            return spec, None, None, status_markdown("Error: no photo uploaded yet: upload a PNG or JPEG first")
         x, y = (float(v) for v in evt.index[:2])
         if pending is None:
             quads, texts = _boxes_for_preview(spec, image)
@@ -304,7 +308,7 @@ def build_app(service: EditService):
         line = format_region((pending[0], pending[1], x, y), (new_text or "").strip())
         spec = (spec.rstrip("\n") + "\n" if spec and spec.strip() else "") + line
         quads, texts = _boxes_for_preview(spec, image)
-        return spec, None, draw_boxes(image, quads, texts), f"Box added: {line}"
+        return spec, None, draw_boxes(image, quads, texts), status_markdown(f"Box added: {line}")
 
     def on_spec_change(image, spec, pending):
         if image is None:
@@ -316,8 +320,8 @@ def build_app(service: EditService):
         progress(0.0, desc="sampling")
         out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed)
         if not out.ok:
-            return out.message, None, None, None, gr.update(value=None, visible=False)
-        return (out.message, out.image, (out.before, out.image), out.overlay,
+            return status_markdown(out.message), None, None, None, gr.update(value=None, visible=False)
+        return (status_markdown(out.message), out.image, (out.before, out.image), out.overlay,
                 gr.update(value=out.download, visible=True))
 
     with gr.Blocks(title="DreamText", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
@@ -353,13 +357,28 @@ def build_app(service: EditService):
                 slider = gr.ImageSlider(label="Before / after (drag the handle)", interactive=False,
                                         elem_id="before_after", format="png", max_height=360)
 
-        upload.change(on_upload, [upload], [photo, preview, spec, pending, status], queue=False)
+        # .upload / .clear fire on the user's actions only, so clearing the file after a bad
+        # upload does not overwrite the message.
+        upload.upload(on_upload, [upload], [upload, photo, preview, spec, pending, status], queue=False)
+        upload.clear(on_clear, None, [photo, preview, spec, pending, status], queue=False)
         preview.select(on_click, [photo, spec, pending, new_text], [spec, pending, preview, status], queue=False)
         spec.change(on_spec_change, [photo, spec, pending], [preview], queue=False)
         run.click(on_edit, [photo, spec, steps, guidance, sampler, seed],
                   [status, result, slider, overlay, download], concurrency_limit=1, api_name="edit")
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
     return demo, theme
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def status_markdown(message: str) -> str:
+    """The status line: the message with Markdown escaped (user text may hold ``*`` or ``_``),
+    a leading ``Error:`` / ``Internal error`` in bold so it stands out."""
+    for lead in ("Error:", "Internal error"):
+        if message.startswith(lead):
+            return f"**{lead}**" + _MARKDOWN_SPECIAL.sub(r"\\\1", message[len(lead):])
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", message)
 
 
 def _boxes_for_preview(spec: str, image: np.ndarray) -> tuple[list[np.ndarray], list[str]]:

@@ -9,7 +9,8 @@ Choices the paper leaves open, fixed here:
 - resizing is bilinear (align_corners=False) when enlarging and area-averaging when shrinking;
 - the blur is a normalised 3×3 Gaussian with σ = 1 (weights exp(−(x²+y²)/2), summing to 1) with
   replicate padding, so a constant map stays constant up to the border;
-- std is the population standard deviation (divide by the number of pixels).
+- std is the population standard deviation (divide by the number of pixels);
+- a map that is flat up to rounding (std ≤ 1e-5 · its maximum) predicts an empty mask.
 
 ``aggregate_maps`` keeps the autograd graph (the attention loss differentiates
 through Ā); ``predict_char_masks`` returns a bool tensor with no gradient.
@@ -69,7 +70,10 @@ def predict_char_masks(agg: torch.Tensor) -> torch.Tensor:
     flat = agg.detach().float().flatten(2)  # (B, L, H'·W')
     mean = flat.mean(dim=-1, keepdim=True)
     std = flat.std(dim=-1, keepdim=True, unbiased=False)
-    return (flat > mean + 2 * std).reshape(agg.shape)
+    # A flat map (e.g. the uniform attention of a dropped condition) has std ≈ 0 up to rounding; without this
+    # guard the rounding noise alone would cross mean + 2·std.
+    flat_map = std <= 1e-5 * flat.abs().amax(dim=-1, keepdim=True)
+    return ((flat > mean + 2 * std) & ~flat_map).reshape(agg.shape)
 
 
 def resize_char_masks(masks: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:

@@ -101,12 +101,12 @@ def context_box(quad: np.ndarray, image_hw: tuple[int, int], margin: float = 0.5
 
 
 def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_masks: np.ndarray | None,
-                 target: str, reading: str, gt_reading: str, height: int = 48) -> bytes:
-    """One report row as PNG bytes: input | masked | output | character masks, captioned."""
+                 target: str, reading: str, gt_reading: str, height: int = 64) -> bytes:
+    """One report row as PNG bytes: input | masked | output | character masks | what the OCR read."""
     from PIL import Image
 
     from .pipeline import fill_quad
-    from .visualize import image_grid, mask_overlay
+    from .visualize import image_grid, mask_overlay, text_strip
 
     rows, cols = context_box(quad, image.shape[:2])
     region = fill_quad(np.asarray(quad, np.float32), image.shape[:2])
@@ -116,8 +116,10 @@ def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_m
     else:
         masks_pic = output
     panels = [p[rows, cols] for p in (image, masked, output, masks_pic)]
-    captions = [f"input (OCR '{gt_reading}')", "masked", f"target '{target}'", f"OCR '{reading}'"]
-    grid = image_grid([panels], captions=[captions], cell_height=height)
+    mark = "✓" if reading.lower() == target.lower() else "✗"
+    lines = [f"target  '{target}'", f"output read '{reading}' {mark}", f"input read  '{gt_reading}'"]
+    text = np.concatenate([text_strip(line, 240, height=height // 3) for line in lines])
+    grid = image_grid([panels + [text]], cell_height=height)
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     return buf.getvalue()
@@ -167,6 +169,7 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
     from .report import write_outputs
 
     settings.check()
+    loaded = pipeline is None
     pipeline, cfg = _load(settings, pipeline)
     recognizer = make_recognizer(settings.ocr)
     lpips_model = inception = None
@@ -186,12 +189,13 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
     for index, record in enumerate(source):
         if index >= total:
             break
-        bar.update(1)
         try:
             row, strip, output = _evaluate_one(settings, pipeline, cfg, recognizer, lpips_model, record, index)
         except DreamTextError as e:  # a record this model cannot take (too long, odd characters, bad quad)
             skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(e)})
+            bar.update(1)
             continue
+        bar.update(1)
         rows.append(row)
         if strip is not None:
             strips[index] = strip
@@ -220,7 +224,7 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "sampling": {"steps": settings.steps or cfg.sample.steps,
                      "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
                      "sampler": settings.sampler or cfg.sample.sampler},
-        "checkpoint": None if pipeline is None else (settings.ckpt or "shipped"),
+        "checkpoint": None if pipeline is None else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if pipeline is None else weights_sha256(pipeline.model),
         "glyph_prior": bool(cfg.glyph_prior),
         "ocr": recognizer.name,

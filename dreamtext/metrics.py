@@ -266,10 +266,14 @@ def load_inception(path: str | os.PathLike | None = None):
         return None, f"FID skipped: no Inception weights; {FID_HOWTO}"
     if not Path(path).is_file():
         return None, f"FID skipped: {str(path)!r} does not exist; {FID_HOWTO}"
+    import warnings
+
     import torch
 
     try:
-        net = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.x, but it is the format the weights ship in
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as e:
         raise CheckpointError(f"{str(path)!r} is not a TorchScript Inception: {str(e).splitlines()[0]}") from None
     return net.eval(), ""

@@ -94,10 +94,12 @@ def render_markdown(results: dict, has_grids: bool) -> str:
         f"- samples evaluated: **{results['n_samples']}** (skipped: {results['n_skipped']})",
         f"- checkpoint: `{results['checkpoint']}` — weights sha256 `{results['weights_sha256'][:16]}…`"
         if results.get("weights_sha256") else "- no model: the OCR's accuracy on the untouched inputs only",
-        f"- sampling: {s['sampler']}, {s['steps']} steps, guidance {s['guidance']}, seed {results['seed']} "
-        f"(sample *i* uses seed + *i*); glyph prior {'on' if results['glyph_prior'] else 'off'}",
         f"- OCR: `{results['ocr']}` on the rectified word region",
     ]
+    if results.get("weights_sha256"):
+        head.insert(4, f"- sampling: {s['sampler']}, {s['steps']} steps, guidance {s['guidance']}, seed "
+                       f"{results['seed']} (sample *i* uses seed + *i*); glyph prior "
+                       f"{'on' if results['glyph_prior'] else 'off'}")
     if "mask_miou_n" in m:
         head.append(f"- character-mask mIoU over {m['mask_miou_n']} samples with ground-truth masks")
     body = ["", metrics_table(m, results.get("notices", [])), ""]
@@ -107,9 +109,9 @@ def render_markdown(results: dict, has_grids: bool) -> str:
         body += [f"Skipped samples (first {min(5, len(results['skipped']))}):", ""]
         body += [f"- #{k['index']} `{k['text']}`: {k['reason']}" for k in results["skipped"][:5]] + [""]
     if has_grids:
-        body += ["Each row: input (with the OCR's reading of the original), the masked input the model sees, "
-                 "the output (with the target), and the output with the predicted character masks "
-                 "(with the OCR's reading of the output).", "",
+        body += ["Each row: the input, the masked input the model sees, the output, the output with the "
+                 "predicted character masks (one colour per character), then the target and what the OCR read "
+                 "in the output and in the input.", "",
                  "## Best samples", "", "![best samples](best.png)", "",
                  "## Worst samples", "", "![worst samples](worst.png)", ""]
     body += ["Per-sample numbers: `samples.csv`; everything above and the full config: `results.json`.", ""]

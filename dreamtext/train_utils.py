@@ -225,3 +225,109 @@ def prune_checkpoints(ckpt_root: str | Path, keep: int) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
+
+
+# ----------------------------------------------------------------------------- resumable data stream
+
+
+def micro_batch_indices(micro: int, batch_size: int, rank: int, world_size: int) -> range:
+    """Global sample indices of micro-batch ``micro`` (= step·grad_accum + k) on process ``rank``.
+
+    Micro-batch ``m`` of the whole job covers samples ``[m·W·B, (m+1)·W·B)``;
+    process ``r`` takes the ``r``-th slice of ``B``. So processes never share a
+    sample, and where the stream stands is the micro-batch counter alone — a
+    resumed run starts at ``step·grad_accum`` and reads what the killed one would have.
+    """
+    start = (int(micro) * world_size + rank) * batch_size
+    return range(start, start + batch_size)
+
+
+class _MicroBatchSampler:
+    """Endless batch sampler: the index lists of micro-batches ``start, start+1, ...`` of one process."""
+
+    def __init__(self, start_micro: int, batch_size: int, rank: int, world_size: int):
+        self.start, self.batch_size, self.rank, self.world_size = start_micro, batch_size, rank, world_size
+
+    def __iter__(self):
+        m = self.start
+        while True:
+            yield list(micro_batch_indices(m, self.batch_size, self.rank, self.world_size))
+            m += 1
+
+
+class IndexedSamples(torch.utils.data.Dataset):
+    """Sample ``i`` of a source as a model-ready dict (``make_model_sample``), a pure function of ``(seed, i)``.
+
+    Endless ``synth``: record ``i`` of the generator of ``seed``. A finite source
+    (``synth:N``, ``bench``, shards, the dataset readers — anything with ``len``
+    and ``load(i)``): record ``perm_e[i mod n]``, with a fresh seeded
+    permutation per epoch ``e = i // n``; a record the reader skips (``None``)
+    or the model cannot write is replaced by the next one in that order.
+    """
+
+    def __init__(self, cfg, seed: int = 0, split: str = "train", source: str | None = None):
+        from .data.sources import SynthSource, open_source
+
+        self.cfg, self.seed = cfg, int(seed)
+        self.spec = source or cfg.data.source
+        self.src = open_source(self.spec, cfg, split=split, seed=self.seed)
+        self.endless = isinstance(self.src, SynthSource) and not self.src.finite
+        if not self.endless:
+            if not (hasattr(self.src, "__len__") and (hasattr(self.src, "load") or isinstance(self.src, SynthSource))):
+                raise DreamTextError(f"data source {self.spec!r} has no random access; the trainer needs it to "
+                                     "resume exactly (write the data to shards with `dreamtext data` first)")
+            if len(self.src) == 0:
+                raise DreamTextError(f"data source {self.spec!r} holds no records")
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def _load(self, i: int):
+        from .data.sources import SynthSource
+
+        return self.src.generator.sample(i) if isinstance(self.src, SynthSource) else self.src.load(i)
+
+    def record(self, index: int):
+        """The ``TextRecord`` behind sample ``index``."""
+        from .data.indexed import text_problem
+
+        if self.endless:
+            return self._load(int(index))
+        n = len(self.src)
+        epoch, pos = divmod(int(index), n)
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, epoch, 0xE90C]).permutation(n))
+        order = self._perm[1]
+        for k in range(n):
+            rec = self._load(int(order[(pos + k) % n]))
+            if rec is not None and text_problem(rec.text, self.cfg.max_len) is None:
+                return rec
+        raise DreamTextError(f"data source {self.spec!r} holds no record this model can learn")
+
+    def __getitem__(self, index: int) -> dict:
+        from .data.transforms import make_model_sample
+
+        rng = np.random.default_rng([self.seed, int(index), 0x7A5F])
+        sample = make_model_sample(self.record(index), self.cfg, rng=rng)
+        return {k: (torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
+
+
+def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 0, source: str | None = None):
+    """Endless iterator of this process's micro-batches from ``start_micro`` on (dicts of stacked tensors)."""
+    ds = IndexedSamples(cfg, seed=seed, source=source)
+    sampler = _MicroBatchSampler(start_micro, cfg.train.batch_size, rank, world_size)
+    workers = int(cfg.data.num_workers)
+    return iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
+                                            persistent_workers=False, prefetch_factor=2 if workers else None))
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 over every parameter's bytes (in name order): equal digests mean identical weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(module.named_parameters()):
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -75,10 +75,11 @@ class ServerProcess:
     """``dreamtext serve`` (or this module's slowed-down server) in a child process.
 
     ``root`` receives ``cwd/``, ``home/`` and ``tmp/``: the server's working
-    directory, HOME and TMPDIR, all empty at the start.
+    directory, HOME and TMPDIR, all empty at the start. With ``wait=False`` the
+    caller does other set-up while the server imports, then calls :meth:`wait_ready`.
     """
 
-    def __init__(self, root: Path, argv: list[str], port: int, startup_timeout: float = 120.0):
+    def __init__(self, root: Path, argv: list[str], port: int, startup_timeout: float = 120.0, wait: bool = True):
         self.root = Path(root)
         self.port = port
         self.url = f"http://127.0.0.1:{port}/"
@@ -92,9 +93,14 @@ class ServerProcess:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, cwd=self.root / "cwd", env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
-        self._wait_ready(startup_timeout)
+        self.startup_timeout = startup_timeout
+        self.started_at = time.monotonic()
+        if wait:
+            self.wait_ready()
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self) -> "ServerProcess":
+        """Block until the page answers 200 (or raise with the server's log)."""
+        timeout = self.startup_timeout - (time.monotonic() - self.started_at)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -102,7 +108,7 @@ class ServerProcess:
             try:
                 with urllib.request.urlopen(self.url, timeout=2) as r:
                     if r.status == 200:
-                        return
+                        return self
             except OSError:
                 time.sleep(0.3)
         self.stop()

@@ -9,6 +9,8 @@ import torch
 from dreamtext import metrics
 from dreamtext.errors import CheckpointError, ImageError
 
+from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
+
 
 def test_levenshtein_and_ned_hand_values():
     assert metrics.levenshtein("kitten", "sitting") == 3
@@ -101,27 +103,9 @@ def test_frechet_distance_hand_value():
         metrics.fid_from_features(feats[:1], feats)
 
 
-def _random_lpips_weights(tmp_path, fmt):
-    """Weights in the standard key layouts (torchvision AlexNet `features.*`, lpips `lin{k}.model.1.weight`)."""
-    from safetensors.torch import save_file
-
-    model = metrics._lpips_module()()
-    torch.manual_seed(0)
-    trunk = {f"features.{k}": torch.randn_like(v) * 0.05 for k, v in model.features.state_dict().items()}
-    trunk["classifier.1.weight"] = torch.zeros(4, 4)  # present in torchvision's file, ignored
-    lins = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(model.channels)}
-    if fmt == "pth":
-        torch.save(trunk, tmp_path / "alexnet-owt-7be5be79.pth")
-        torch.save(lins, tmp_path / "alex.pth")
-    else:
-        save_file(trunk, str(tmp_path / "alexnet.safetensors"))
-        save_file(lins, str(tmp_path / "alex.safetensors"))
-    return trunk, lins
-
-
 @pytest.mark.parametrize("fmt", ["pth", "safetensors"])
 def test_lpips_loads_standard_files(tmp_path, fmt):
-    trunk, lins = _random_lpips_weights(tmp_path, fmt)
+    trunk, lins = random_lpips_weights(tmp_path, fmt)
     model, notice = metrics.load_lpips(tmp_path)
     assert notice == ""
     assert torch.equal(model.features[3].weight, trunk["features.3.weight"])
@@ -149,14 +133,6 @@ def test_lpips_missing_or_wrong_weights(tmp_path, monkeypatch):
         metrics.load_lpips(tmp_path)
 
 
-class _PoolFeatures(torch.nn.Module):
-    """A stand-in network with the FID Inception's TorchScript call signature (uint8 NCHW in, (N, D) out)."""
-
-    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-        x = x.float() / 255.0
-        return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
-
-
 def test_inception_loader_and_features(tmp_path, monkeypatch):
     monkeypatch.delenv(metrics.FID_ENV, raising=False)
     net, notice = metrics.load_inception()
@@ -164,7 +140,7 @@ def test_inception_loader_and_features(tmp_path, monkeypatch):
     net, notice = metrics.load_inception(tmp_path / "missing.pt")
     assert net is None and "does not exist" in notice
     path = tmp_path / "inception.pt"
-    torch.jit.script(_PoolFeatures()).save(str(path))
+    save_pool_features(path)
     monkeypatch.setenv(metrics.FID_ENV, str(path))
     net, notice = metrics.load_inception()
     assert notice == ""

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _web_fixtures import SIGN_BOX, make_photo  # noqa: E402
 
 from dreamtext.app import (EditService, ServeSettings, draw_boxes, format_region, load_upload,  # noqa: E402
-                           parse_regions)
+                           parse_regions, status_markdown)
 from dreamtext.errors import ImageError, RegionError, TextError  # noqa: E402
 
 
@@ -98,6 +98,12 @@ def test_draw_boxes_outlines_each_box_and_leaves_the_rest():
     assert tuple(drawn[50, 160]) == (255, 0, 0)  # the pending corner's cross
     np.testing.assert_array_equal(drawn[90:, :], image[90:, :])  # far away untouched
     np.testing.assert_array_equal(image, 128)  # the input is not modified
+
+
+def test_status_markdown_escapes_user_text_and_bolds_errors():
+    assert status_markdown("Error: text 'a*b_c' has [x]") == r"**Error:** text 'a\*b\_c' has \[x\]"
+    assert status_markdown("Internal error (KeyError: 'k')") == r"**Internal error** \(KeyError: 'k'\)"
+    assert status_markdown("Done: 2 boxes edited.") == "Done: 2 boxes edited."
 
 
 # ----------------------------------------------------------------------------- one edit request

@@ -24,6 +24,8 @@ from _web_fixtures import (PHOTO_WH, REPO, SIGN_BOX, ServerProcess, free_port, m
                            make_tiny_pipeline, serve_command)
 
 CHROMIUM = "/usr/bin/chromium"
+MAX_UPLOAD_MB = 0.5  # the server's limits in these tests (set with serve's options)
+MAX_SIDE = 1000
 ARTIFACTS = Path(os.environ.get("DREAMTEXT_ARTIFACTS", REPO / "out" / "test-artifacts")) / "web"
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -40,7 +42,8 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_starting(tmp_path_factory):
+    """The server process, started but perhaps not answering yet (it imports for a while)."""
     reason = _skip_reason()
     if reason:
         print(f"\nbrowser tests skipped: {reason}", file=sys.stderr)
@@ -48,13 +51,15 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("web_browser")
     ckpt = make_tiny_pipeline(root / "tiny_pipeline")
     port = free_port()
-    proc = ServerProcess(root / "server", serve_command(ckpt, port), port)
+    argv = serve_command(ckpt, port, "--max-upload-mb", str(MAX_UPLOAD_MB), "--max-side", str(MAX_SIDE))
+    proc = ServerProcess(root / "server", argv, port, wait=False)
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def browser(server_starting):
+    """Headless Chromium, launched while the server is still starting."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -62,6 +67,11 @@ def browser(server):
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def server(server_starting, browser):
+    return server_starting.wait_ready()
 
 
 @pytest.fixture
@@ -97,11 +107,23 @@ def _upload(pg, path: Path) -> None:
 
 
 def _click_photo(pg, x: float, y: float) -> None:
-    """Click the preview at photo pixel (x, y), whatever size the page shows it at."""
+    """Click the preview at photo pixel (x, y), wherever and at whatever scale the page draws it.
+
+    The <img> box is larger than the picture drawn in it (``object-fit``
+    contain / scale-down centres it), so the drawn rectangle is computed.
+    """
     img = pg.locator("#preview img").first
     box = img.bounding_box()
-    natural_w, natural_h = pg.evaluate("e => [e.naturalWidth, e.naturalHeight]", img.element_handle())
-    pg.mouse.click(box["x"] + (x + 0.5) * box["width"] / natural_w, box["y"] + (y + 0.5) * box["height"] / natural_h)
+    nw, nh, fit = pg.evaluate("e => [e.naturalWidth, e.naturalHeight, getComputedStyle(e).objectFit]",
+                              img.element_handle())
+    scale = min(box["width"] / nw, box["height"] / nh)
+    if fit == "scale-down":
+        scale = min(scale, 1.0)
+    elif fit not in ("contain",):
+        raise AssertionError(f"unexpected object-fit {fit!r} on the preview")
+    left = box["x"] + (box["width"] - nw * scale) / 2
+    top = box["y"] + (box["height"] - nh * scale) / 2
+    pg.mouse.click(left + (x + 0.5) * scale, top + (y + 0.5) * scale)
 
 
 def _shot(pg, name: str) -> Path:
@@ -160,6 +182,21 @@ def test_browser_bad_input_shows_a_message_and_the_server_keeps_serving(page, se
     not_an_image.write_bytes(b"%PDF-1.4 this is a document, not a photo\n" * 20)
     _upload(page, not_an_image)
     assert "is not an image this page can read" in _wait_status(page, "Error:")
+
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    huge = tmp_path / "huge.png"
+    Image.fromarray(noise).save(huge)  # ~1 MiB of incompressible pixels > the 0.5 MiB limit
+    assert huge.stat().st_size > MAX_UPLOAD_MB * 2**20
+    _upload(page, huge)  # refused by the page before it is sent, with Gradio's own notice
+    page.get_by_text("exceed the maximum allowed size").first.wait_for(timeout=10_000)
+
+    wide = tmp_path / "panorama.png"
+    Image.new("RGB", (MAX_SIDE + 200, 40), (90, 120, 200)).save(wide)  # small file, too many pixels a side
+    page.locator("#upload input[type=file]").wait_for(state="attached")
+    _upload(page, wide)
+    assert f"{MAX_SIDE + 200}×40 px; the longest side may be at most {MAX_SIDE} px" in _wait_status(page, "Error:")
 
     _upload(page, make_photo(tmp_path / "street.png"))
     _wait_status(page, "Photo loaded")

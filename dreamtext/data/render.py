@@ -44,7 +44,9 @@ class SynthParams:
     max_len: int = 12
     words: str = "english+random"  # "english", "random" or "english+random"
     split: str = "train"  # English word split: "train" or the held-out "bench"
-    font_px: tuple[int, int] = (24, 44)  # font size range in scene pixels
+    # Font size range in scene pixels: the tiny preset's window is 32 px tall, so scenes stay small
+    # (letters end up ≥ ~20 px tall after the model-ready transform). Raise it for bigger models.
+    font_px: tuple[int, int] = (18, 36)
     max_rotation: float = 10.0  # degrees (a few samples get up to 2×)
     p_arc: float = 0.15
     p_perspective: float = 0.5
@@ -146,9 +148,7 @@ class _Arc:
 
 def _box_quads(boxes: np.ndarray) -> np.ndarray:
     """(n, 4) boxes → (n, 4, 2) quads TL, TR, BR, BL."""
-    x0, y0, x1, y1 = boxes.T
-    return np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1), np.stack([x1, y1], -1),
-                     np.stack([x0, y1], -1)], 1)
+    return boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)
 
 
 def _apply_h(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -172,19 +172,17 @@ def _contrasting_colour(rng: np.random.Generator, bg_luma: float, min_contrast: 
 
 
 def _order_quad(pts: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Order 4 corners of a rectangle as TL, TR, BR, BL for text running along ``direction``."""
-    d = direction / (np.linalg.norm(direction) + 1e-9)
-    n = np.array([-d[1], d[0]])  # "down" for text running left to right
+    """Order the 4 corners of a rectangle as TL, TR, BR, BL for text running along ``direction``."""
+    d = np.asarray(direction, np.float64)
+    d = d / (np.linalg.norm(d) + 1e-9)
+    down = np.array([-d[1], d[0]])  # image y points down: +90° from the reading direction
     c = pts.mean(0)
-    along, across = (pts - c) @ d, (pts - c) @ n
-    tl = np.argmin(along + 1e-3 * across - 1e3 * (across < 0))
-    order = sorted(range(4), key=lambda i: np.arctan2(across[i], along[i]))  # clockwise in image coords
-    k = order.index(int(tl)) if int(tl) in order else 0
-    quad = pts[[order[(k + j) % 4] for j in range(4)]]
-    # make sure the first corner is the top-left one: the corner with the smallest (along - across).
-    scores = [(p - c) @ d - (p - c) @ n for p in quad]
-    s = int(np.argmin(scores))
-    return np.roll(quad, -s, axis=0).astype(np.float32)
+    along, across = (pts - c) @ d, (pts - c) @ down
+    top = np.argsort(across)[:2]
+    bottom = np.argsort(across)[2:]
+    tl, tr = top[np.argsort(along[top])]
+    bl, br = bottom[np.argsort(along[bottom])]
+    return pts[[tl, tr, br, bl]].astype(np.float32)
 
 
 class SynthGenerator:
@@ -249,8 +247,8 @@ class SynthGenerator:
         dmin, dmax = dst.min(0), dst.max(0)
         tw, th = dmax - dmin
         # Scene: some context around the word (the model-ready window crops to it).
-        canvas_h = int(np.ceil(th * rng.uniform(1.5, 2.8))) + 4
-        canvas_w = int(np.ceil(max(tw * rng.uniform(1.15, 1.9), canvas_h * 1.3))) + 4
+        canvas_h = int(np.ceil(th * rng.uniform(1.5, 2.6))) + 4
+        canvas_w = int(np.ceil(max(tw * rng.uniform(1.15, 1.7), canvas_h * 1.3))) + 4
         ox = rng.uniform(2, canvas_w - tw - 2) - dmin[0]
         oy = rng.uniform(2, canvas_h - th - 2) - dmin[1]
         dst = dst + [ox, oy]
@@ -284,8 +282,8 @@ class SynthGenerator:
         bg = sample_background(rng, canvas_h, canvas_w)
         scene = bg.astype(np.float32)
         roi = scene[ry0:ry1, rx0:rx1]
-        ink = a_roi > 0.05
-        under = roi[ink].mean(0) if ink.any() else roi.reshape(-1, 3).mean(0)
+        ink = (a_roi > 0.05).astype(np.uint8)
+        under = np.array(cv2.mean(roi, mask=ink if ink.any() else None)[:3], np.float32)
         bg_l = _luma(under)
         colour = _contrasting_colour(rng, bg_l)
         if rng.random() < 0.25:  # harmonise: take the hue of a scene pixel, keep the contrasting lightness
@@ -293,7 +291,7 @@ class SynthGenerator:
             hh, _, ss = colorsys.rgb_to_hls(*px)
             ll, _, _ = colorsys.rgb_to_hls(*(colour / 255.0)) if False else (colorsys.rgb_to_hls(*(colour / 255.0))[1], 0, 0)
             colour = np.array(colorsys.hls_to_rgb(hh, ll, ss), np.float32) * 255.0
-        fill = np.broadcast_to(colour, roi.shape).astype(np.float32)
+        fill = colour
         if rng.random() < p.p_gradient:  # ink colour drifting across the word
             c2 = np.clip(colour + rng.uniform(-70, 70, 3), 0, 255)
             ramp = np.linspace(0, 1, roi_w, dtype=np.float32)[None, :, None]
@@ -314,7 +312,7 @@ class SynthGenerator:
             roi[:] = roi * (1 - border) + border_col * border
         opacity = rng.uniform(0.85, 1.0)
         a3 = a_roi[..., None] * opacity
-        roi[:] = roi * (1 - a3) + fill * a3
+        roi += (fill - roi) * a3
 
         # ---- scene-wide camera effects
         if rng.random() < 0.3:  # uneven lighting
@@ -324,7 +322,8 @@ class SynthGenerator:
             scene = cv2.GaussianBlur(scene, (0, 0), rng.uniform(0.3, 1.0))
         if rng.random() < p.p_noise:
             scene += _noise_patch(rng, canvas_h, canvas_w) * rng.uniform(1.5, 7.0)
-        image = np.clip(scene + 0.5, 0, 255).astype(np.uint8)
+        np.clip(scene, 0, 255, out=scene)
+        image = scene.astype(np.uint8)
         if rng.random() < p.p_jpeg:
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 92))])
             image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # channel order is irrelevant to the codec

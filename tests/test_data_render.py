@@ -1,0 +1,133 @@
+"""The synthetic generator, its fonts and word lists (DESIGN §6)."""
+
+import numpy as np
+import pytest
+
+from dreamtext.charset import CHARSET
+from dreamtext.data.fonts import list_fonts, plain_font_path
+from dreamtext.data.render import SynthGenerator, SynthParams
+from dreamtext.data.transforms import fill_quad
+from dreamtext.data.words import edit_word_for, english_words, random_word, sample_word
+from dreamtext.errors import DatasetError
+
+CLEAN = dict(p_outline=0, p_shadow=0, p_blur=0, p_noise=0, p_jpeg=0, p_gradient=0)
+
+
+def test_same_seed_and_index_give_the_same_record():
+    a, b = SynthGenerator(seed=3).sample(7), SynthGenerator(seed=3).sample(7)
+    assert a.text == b.text and a.key == b.key
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.char_masks, b.char_masks)
+    np.testing.assert_array_equal(a.char_quads, b.char_quads)
+    c = SynthGenerator(seed=4).sample(7)
+    assert c.text != a.text or not np.array_equal(c.image, a.image)
+
+
+@pytest.fixture(scope="module")
+def records():
+    gen = SynthGenerator(seed=11)
+    return [gen.sample(i) for i in range(40)]
+
+
+def test_records_are_consistent(records):
+    for r in records:
+        n = len(r.text)
+        assert 1 <= n <= 12 and all(c in CHARSET for c in r.text)
+        assert r.char_quads.shape == (n, 4, 2) and r.char_masks.shape == (n,) + r.image.shape[:2]
+        h, w = r.image.shape[:2]
+        assert (r.word_quad >= -1).all() and (r.word_quad[:, 0] <= w + 1).all() and (r.word_quad[:, 1] <= h + 1).all()
+        assert (r.char_masks.sum(0) <= 1).all()  # each pixel belongs to at most one character
+
+
+def test_every_char_mask_is_nonempty_and_inside_its_char_quad(records):
+    import cv2
+
+    for r in records:
+        for i in range(len(r.text)):
+            m = r.char_masks[i]
+            assert m.sum() >= 3, (r.key, r.text, i)
+            box = cv2.dilate(fill_quad(r.char_quads[i], m.shape), np.ones((3, 3), np.uint8)) > 0
+            assert (m & box).sum() >= 0.9 * m.sum(), (r.key, r.text, i)
+
+
+def test_char_masks_follow_reading_order(records):
+    for r in records:
+        if len(r.text) < 2:
+            continue
+        d = r.word_quad[1] - r.word_quad[0]  # top-left → top-right
+        centres = [np.argwhere(m)[:, ::-1].mean(0) for m in r.char_masks]
+        proj = [c @ d for c in centres]
+        # characters advance along the word's top edge (letters may overlap slightly, so allow small dips)
+        assert proj[-1] > proj[0]
+        assert sum(b < a - 2 for a, b in zip(proj, proj[1:])) == 0, (r.key, r.text)
+
+
+def test_masks_are_the_glyph_pixels_not_boxes():
+    gen = SynthGenerator(SynthParams(**CLEAN), seed=5)
+    diffs, fill = [], []
+    for i in range(20):
+        r = gen.sample(i)
+        luma = r.image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        ink = r.char_masks.any(0)
+        word = fill_quad(r.word_quad, ink.shape) > 0
+        import cv2
+
+        near_ink = cv2.dilate(ink.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        bg = word & ~near_ink
+        if bg.sum() < 10:
+            continue
+        diffs.append(abs(luma[ink].mean() - luma[bg].mean()))
+        boxes = np.zeros_like(ink)
+        for q in r.char_quads:
+            boxes |= fill_quad(q, ink.shape) > 0
+        fill.append(ink.sum() / max(boxes.sum(), 1))
+    assert np.median(diffs) > 40  # mask pixels have the ink's colour, not the background's
+    assert np.median(fill) < 0.8  # and are far from filling the character boxes
+
+
+def test_curved_text_keeps_exact_masks_and_ordered_quads():
+    gen = SynthGenerator(SynthParams(p_arc=1.0, words="english", **CLEAN), seed=2)
+    for i in range(6):
+        r = gen.sample(i)
+        for k in range(len(r.text)):
+            box = fill_quad(r.char_quads[k], r.char_masks[k].shape) > 0
+            assert (r.char_masks[k] & box).sum() >= 0.8 * r.char_masks[k].sum()
+        assert r.char_masks.any(0)[fill_quad(r.word_quad, r.char_masks.shape[1:]) > 0].sum() >= \
+            0.9 * r.char_masks.sum()
+
+
+def test_variety_of_fonts_and_scenes(records):
+    assert len(list_fonts()) >= 20
+    assert plain_font_path().endswith(".ttf") or plain_font_path().endswith(".otf")
+    sizes = {r.image.shape for r in records}
+    assert len(sizes) > 20
+    assert len({r.text for r in records}) == len(records)
+    assert any(r.text.isupper() for r in records) and any(r.text.islower() for r in records)
+
+
+def test_word_splits_are_fixed_and_disjoint():
+    train, bench = english_words("train"), english_words("bench")
+    assert len(train) > 5000 and len(bench) > 500
+    assert not set(train) & set(bench)
+    assert all(len(w) <= 6 for w in english_words("bench", 6))
+    with pytest.raises(DatasetError, match="unknown word split"):
+        english_words("test")
+
+
+def test_random_words_and_sampling_respect_max_len():
+    rng = np.random.default_rng(0)
+    words = [sample_word(rng, 5) for _ in range(300)]
+    assert all(1 <= len(w) <= 5 and all(c in CHARSET for c in w) for w in words)
+    assert any(any(c.isdigit() for c in w) for w in words)
+    assert len(random_word(rng, 12, length=7)) == 7
+    with pytest.raises(DatasetError, match="word source"):
+        sample_word(rng, 5, words="klingon")
+
+
+def test_edit_word_for_is_fixed_same_length_and_different():
+    for text, idx in [("Street", 0), ("OPEN", 3), ("x7!", 5), ("a", 9)]:
+        e = edit_word_for(text, idx)
+        assert len(e) == len(text) and e != text and e == edit_word_for(text, idx)
+    assert edit_word_for("OPEN", 3).isupper()
+    bench = set(english_words("bench"))
+    assert edit_word_for("street", 1) in bench

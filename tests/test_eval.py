@@ -1,0 +1,117 @@
+"""`dreamtext eval` end to end on a tiny random model and the real benchmark split."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dreamtext import metrics
+from dreamtext.cli import main
+from dreamtext.config import load_config
+
+from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
+
+LIMIT = 3
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A randomly initialised `test`-preset model saved as a pipeline directory."""
+    from dreamtext.model import DreamTextModel
+    from dreamtext.pipeline import DreamTextPipeline
+
+    cfg = load_config("test")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "pipe"
+    DreamTextPipeline(DreamTextModel(cfg), cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recon_run(tiny_ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "recon"
+    rc = main(["eval", "--data", "bench", "--task", "recon", "--ckpt", str(tiny_ckpt), "--limit", str(LIMIT),
+               "--out", str(out), "--steps", "2", "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_recon_writes_every_file(recon_run, tiny_ckpt):
+    from dreamtext.evaluate import weights_sha256
+    from dreamtext.pipeline import DreamTextPipeline
+
+    for name in ("results.json", "samples.csv", "report.md", "best.png", "worst.png"):
+        assert (recon_run / name).is_file(), name
+    res = json.loads((recon_run / "results.json").read_text())
+    m = res["metrics"]
+    for key in ("seq_acc_ci", "seq_acc_cs", "ned", "ocr_ceiling_seq_acc_ci", "mask_miou", "ssim_region", "psnr"):
+        assert key in m, key
+    assert res["n_samples"] + res["n_skipped"] == LIMIT and res["n_samples"] >= 1
+    assert res["seed"] == 0 and res["sampling"]["steps"] == 2 and res["ocr"] == "rapidocr-ppocr-rec"
+    assert res["config"]["preset"] == "test"
+    assert res["weights_sha256"] == weights_sha256(DreamTextPipeline.from_pretrained(tiny_ckpt).model)
+    assert 0.0 <= m["seq_acc_cs"] <= m["seq_acc_ci"] <= 1.0 and 0.0 <= m["ned"] <= 1.0
+    assert 0.0 <= m["mask_miou"] <= 1.0 and m["mask_miou_n"] == res["n_samples"]
+    # The pipeline copies every pixel outside the region: the image changes less than its region does.
+    assert m["mse"] < m["mse_region"] and m["psnr"] > m["psnr_region"]
+    assert "lpips" not in m and "fid" not in m and len(res["notices"]) == 2  # skipped, never invented
+    rows = list(csv.DictReader((recon_run / "samples.csv").open()))
+    assert len(rows) == res["n_samples"]
+    assert all(r["target"] == r["text"] for r in rows)  # recon: the word it already holds
+    assert np.mean([float(r["seq_acc_ci"]) for r in rows]) == pytest.approx(m["seq_acc_ci"])
+    report = (recon_run / "report.md").read_text()
+    assert "OCR on the ground truth (ceiling)" in report and "![best samples](best.png)" in report
+    assert "DREAMTEXT_LPIPS_DIR" in report
+    assert np.asarray(Image.open(recon_run / "best.png")).shape[0] >= 48
+
+
+def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path):
+    from dreamtext.data.words import edit_word_for
+
+    outs = []
+    for name in ("a", "b"):
+        rc = main(["eval", "--data", "bench", "--task", "edit", "--ckpt", str(tiny_ckpt), "--limit", "2",
+                   "--out", str(tmp_path / name), "--steps", "2", "--no-progress"])
+        assert rc == 0
+        outs.append(list(csv.DictReader((tmp_path / name / "samples.csv").open())))
+    for r in outs[0]:
+        assert r["target"] == edit_word_for(r["text"], int(r["index"]))
+        assert len(r["target"]) == len(r["text"]) and r["target"] != r["text"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(outs[0]) == strip(outs[1])  # same seed, same numbers
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert "mask_miou" not in res["metrics"]  # ground-truth masks belong to the original word
+
+
+def test_lpips_and_fid_when_weights_present(tiny_ckpt, tmp_path, monkeypatch):
+    lp = tmp_path / "lpips"
+    lp.mkdir()
+    random_lpips_weights(lp, "safetensors")
+    save_pool_features(tmp_path / "inception.pt")
+    monkeypatch.setenv(metrics.LPIPS_ENV, str(lp))
+    monkeypatch.setenv(metrics.FID_ENV, str(tmp_path / "inception.pt"))
+    rc = main(["eval", "--data", "bench", "--ckpt", str(tiny_ckpt), "--limit", str(LIMIT), "--out",
+               str(tmp_path / "out"), "--steps", "1", "--no-progress"])
+    assert rc == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["notices"] == []
+    assert res["metrics"]["lpips"] > 0 and np.isfinite(res["metrics"]["fid"])
+
+
+def test_ceiling_only_needs_no_model(tmp_path):
+    rc = main(["eval", "--data", "bench", "--ceiling-only", "--limit", "4", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["weights_sha256"] is None and res["task"] == "ceiling"
+    assert set(res["metrics"]) == {"ocr_ceiling_seq_acc_ci", "ocr_ceiling_seq_acc_cs", "ocr_ceiling_ned"}
+    assert "| SeqAcc, case-insensitive (%) ↑ |" in (tmp_path / "report.md").read_text()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert main(["eval", "--ckpt", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--limit", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["eval", "--limit", "0", "--out", str(tmp_path / "o"), "--ceiling-only"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
