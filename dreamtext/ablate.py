@@ -113,7 +113,7 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
         eval_settings = EvalSettings(data=settings.eval_data, task=settings.task, ckpt=str(run_dir),
                                      limit=settings.eval_limit, seed=settings.seed, steps=settings.eval_steps)
         results = evaluate(eval_settings, eval_dir, pipeline=pipeline, progress=progress)
-        entry = {"name": name, "overrides": overrides, "train_loss": _train_loss(summary),
+        entry = {"name": name, "overrides": overrides, "changes": VARIANTS[name], "train_loss": _train_loss(summary),
                  "train_seconds": train_seconds, "weights_sha256": results["weights_sha256"],
                  "n_samples": results["n_samples"], "metrics": results["metrics"]}
         results["ablation"] = entry  # remembered beside the evaluation so a rerun can reuse it

@@ -105,11 +105,11 @@ def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_m
     """One report row as PNG bytes: input | masked | output | character masks | what the OCR read."""
     from PIL import Image
 
-    from .pipeline import fill_quad
+    from .data.transforms import fill_quad
     from .visualize import image_grid, mask_overlay, text_strip
 
     rows, cols = context_box(quad, image.shape[:2])
-    region = fill_quad(np.asarray(quad, np.float32), image.shape[:2])
+    region = fill_quad(quad, image.shape[:2]) > 0  # the region mask, as the model is given it
     masked = np.where(region[..., None], np.uint8(128), image)
     if char_masks is not None and len(char_masks) and char_masks.any():
         masks_pic = mask_overlay(output, char_masks, dim=0.3)
@@ -182,7 +182,8 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         print(f"note: {n}")
 
     source, total = _records(settings, cfg)
-    rows, strips, skipped, outputs = [], {}, [], []
+    rows, strips, skipped = [], {}, []
+    fid_feats: tuple[list, list] = ([], [])  # Inception features of outputs and of inputs, one row per sample
     t_start = time.perf_counter()
     bar = tqdm(total=total, desc=f"eval {'ceiling' if settings.ceiling_only else settings.task}", unit="sample",
                disable=not progress)
@@ -199,8 +200,9 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         rows.append(row)
         if strip is not None:
             strips[index] = strip
-        if inception is not None:
-            outputs.append((output, record.image))
+        if inception is not None:  # features now, so no image has to stay in memory until the end
+            fid_feats[0].append(M.inception_features(inception, [output])[0])
+            fid_feats[1].append(M.inception_features(inception, [record.image])[0])
         postfix = {"ceiling": f"{np.mean([r['ocr_ceiling_seq_acc_ci'] for r in rows]):.3f}"}
         if not settings.ceiling_only:
             postfix["seq_acc"] = f"{np.mean([r['seq_acc_ci'] for r in rows]):.3f}"
@@ -212,18 +214,18 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
 
     aggregates = aggregate(rows)
     if inception is not None:
-        if len(outputs) >= 2:
-            aggregates["fid"] = M.fid_from_features(M.inception_features(inception, [o for o, _ in outputs]),
-                                                    M.inception_features(inception, [r for _, r in outputs]))
+        if len(fid_feats[0]) >= 2:
+            aggregates["fid"] = M.fid_from_features(np.stack(fid_feats[0]), np.stack(fid_feats[1]))
         else:
             notices.append("FID skipped: it needs at least two evaluated samples")
     results = {
         "task": "ceiling" if settings.ceiling_only else settings.task, "data": settings.data,
         "n_samples": len(rows), "n_skipped": len(skipped), "skipped": skipped[:50],
         "seed": settings.seed,
-        "sampling": {"steps": settings.steps or cfg.sample.steps,
-                     "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
-                     "sampler": settings.sampler or cfg.sample.sampler},
+        "sampling": None if pipeline is None else {
+            "steps": settings.steps or cfg.sample.steps,
+            "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
+            "sampler": settings.sampler or cfg.sample.sampler},
         "checkpoint": None if pipeline is None else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if pipeline is None else weights_sha256(pipeline.model),
         "glyph_prior": bool(cfg.glyph_prior),

@@ -108,23 +108,53 @@ def quad_height(quad: np.ndarray) -> float:
     return float(0.5 * (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])))
 
 
-def apply_homography(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map (N, 2) points with a 3×3 matrix."""
-    pts = np.concatenate([np.asarray(points, np.float64), np.ones((len(points), 1))], axis=1) @ matrix.T
-    return (pts[:, :2] / pts[:, 2:3]).astype(np.float32)
+def text_angle(quad: np.ndarray) -> float:
+    """The text line's angle in degrees (mean direction of the top and bottom edges; y points down)."""
+    q = np.asarray(quad, np.float64)
+    d = (q[1] - q[0]) + (q[2] - q[3])
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def upright_rotation(quad: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Rotation (3, 3) that makes the quad's text line horizontal, and the rotated image's (H, W).
+
+    The whole image is rotated about its centre and shifted so the rotated
+    image starts at (0, 0): the context window then sees upright text, with
+    the photo around it (replicated at the borders) as context.
+    """
+    h, w = (float(v) for v in image_hw)
+    a = np.radians(-text_angle(quad))
+    c, s_ = np.cos(a), np.sin(a)
+    rot = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]], np.float64) @ _translate(-w / 2, -h / 2)
+    from .data.transforms import apply_matrix
+
+    corners = apply_matrix(rot, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))
+    lo, hi = corners.min(0), corners.max(0)
+    rot = _translate(-lo[0], -lo[1]) @ rot
+    return rot, (int(np.ceil(hi[1] - lo[1])), int(np.ceil(hi[0] - lo[0])))
+
+
+def window_matrix(quad: np.ndarray, image_hw: tuple[int, int], cfg) -> np.ndarray:
+    """Image pixels → model pixels for one region: training's context window (§6), upright.
+
+    A region tilted by more than ``cfg.sample.rectify_deg`` is first rotated
+    upright (:func:`upright_rotation`); then :func:`dreamtext.data.transforms.context_window`
+    pads to the model's aspect, crops around small words and resizes, exactly
+    as for the training samples.
+    """
+    from .data.transforms import apply_matrix, context_window
+
+    pre, frame_hw = np.eye(3), tuple(image_hw)
+    if cfg.sample.rectify_deg > 0 and abs(text_angle(quad)) > cfg.sample.rectify_deg:
+        pre, frame_hw = upright_rotation(quad, image_hw)
+    window = context_window(apply_matrix(pre, quad), frame_hw, tuple(cfg.image_size),
+                            cfg.data.min_word_area_frac, cfg.data.context_scale)
+    return window @ pre
 
 
 # ----------------------------------------------------------------------------- paste-back
-
-
-def fill_quad(quad: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """uint8 (H, W) mask, 1 inside the filled quad (sub-pixel vertices, 4-bit fixed point)."""
-    import cv2
-
-    mask = np.zeros(hw, np.uint8)
-    cv2.fillPoly(mask, [np.round(np.asarray(quad, np.float64) * 16).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                 shift=4)
-    return mask
+# Coordinates are continuous (pixel (i, j) covers [j, j+1] × [i, i+1]), as in
+# dreamtext.data.transforms, whose ``warp`` and ``fill_quad`` are used throughout.
 
 
 def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> np.ndarray:
@@ -134,10 +164,12 @@ def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> n
     """
     import cv2
 
-    inside = fill_quad(quad, hw)
+    from .data.transforms import fill_quad
+
+    inside = fill_quad(quad, hw) > 0
     if feather_px <= 0:
         return inside.astype(np.float32)
-    dist = cv2.distanceTransform((1 - inside).astype(np.uint8), cv2.DIST_L2, 5)  # 0 inside the quad
+    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)  # 0 inside the quad
     return np.clip(1.0 - dist / float(feather_px), 0.0, 1.0).astype(np.float32)
 
 
@@ -145,7 +177,7 @@ def _bbox(points: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, 
     """Integer (x0, y0, x1, y1) around points, grown by margin and clipped to the image."""
     h, w = hw
     x0 = int(np.floor(points[:, 0].min() - margin)); y0 = int(np.floor(points[:, 1].min() - margin))
-    x1 = int(np.ceil(points[:, 0].max() + margin)) + 1; y1 = int(np.ceil(points[:, 1].max() + margin)) + 1
+    x1 = int(np.ceil(points[:, 0].max() + margin)); y1 = int(np.ceil(points[:, 1].max() + margin))
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
 
 
@@ -161,22 +193,19 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     box around the quad's feather band is touched; elsewhere, and wherever the
     blend weight is 0, the input pixels are copied unchanged.
     """
-    import cv2
+    from .data.transforms import warp
 
     out = image.copy()
     x0, y0, x1, y1 = _bbox(quad, feather_px + 2, image.shape[:2])
     if x1 <= x0 or y1 <= y0:
         return out
-    local = quad - np.array([x0, y0], np.float32)
-    alpha = feather_alpha(local, (y1 - y0, x1 - x0), feather_px)
-    # Crop → image box: dst(p) = crop(matrix · (p + offset)).
-    to_crop = matrix @ _translate(x0, y0)
-    back = cv2.warpPerspective(crop, to_crop, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE)
+    alpha = feather_alpha(quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0), feather_px)[..., None]
+    # crop → the image box: the inverse window, then the box's offset
+    back = warp(crop, _translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
     patch = out[y0:y1, x0:x1]
-    blended = alpha[..., None] * back.astype(np.float32) + (1 - alpha[..., None]) * patch.astype(np.float32)
+    blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
     blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    out[y0:y1, x0:x1] = np.where(alpha[..., None] > 0, blended, patch)
+    out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
     return out
 
 
@@ -188,26 +217,20 @@ def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, i
     than the model (h' < H_model) are scaled first. ``support`` (bool (H, W))
     limits the masks to where the image was changed.
     """
-    import cv2
+    from .data.transforms import apply_matrix, warp
 
     n, mh, mw = masks.shape
-    # Resolution change with OpenCV's convention (pixel centres at integer coordinates).
-    sx, sy = mw / model_hw[1], mh / model_hw[0]
-    scale = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
-    to_mask = scale @ matrix
+    to_mask = np.diag([mw / model_hw[1], mh / model_hw[0], 1.0]) @ matrix
     out = np.zeros((n, *image_hw), bool)
     if n == 0:
         return out
     corners = np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64)
-    foot = apply_homography(np.linalg.inv(to_mask), corners)
-    x0, y0, x1, y1 = _bbox(foot, 1, image_hw)
+    x0, y0, x1, y1 = _bbox(apply_matrix(np.linalg.inv(to_mask), corners), 1, image_hw)
     if x1 <= x0 or y1 <= y0:
         return out
-    warp = to_mask @ _translate(x0, y0)
-    for i in range(n):
-        out[i, y0:y1, x0:x1] = cv2.warpPerspective(
-            masks[i].astype(np.uint8), warp, (x1 - x0, y1 - y0),
-            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    back = warp(masks.transpose(1, 2, 0).astype(np.float32), _translate(-x0, -y0) @ np.linalg.inv(to_mask),
+                (y1 - y0, x1 - x0), border="constant", interpolation="nearest")
+    out[:, y0:y1, x0:x1] = back.reshape(y1 - y0, x1 - x0, n).transpose(2, 0, 1) > 0.5
     if support is not None:
         out &= support[None]
     return out
@@ -392,18 +415,18 @@ class DreamTextPipeline:
         import torch
 
         from .charset import encode
-        from .data.transforms import context_window, warp
+        from .data.transforms import apply_matrix, fill_quad, warp
 
         cfg = self.cfg
         out_hw = tuple(cfg.image_size)
         cols = {"image": [], "mask": [], "masked_image": [], "token_ids": [], "glyph": []}
         matrices, crops = [], []
         for quad, text in zip(quads, texts):
-            matrix = context_window(quad, img.shape[:2], out_hw, cfg.data.min_word_area_frac, cfg.data.context_scale)
+            matrix = window_matrix(quad, img.shape[:2], cfg)
             crop = np.asarray(warp(img, matrix, out_hw, border="replicate"))
             crop = np.clip(np.round(crop), 0, 255).astype(np.uint8) if crop.dtype != np.uint8 else crop
-            quad_m = apply_homography(matrix, quad)
-            mask = fill_quad(quad_m, out_hw).astype(np.float32)[None]  # (1, H, W)
+            quad_m = apply_matrix(matrix, quad)
+            mask = fill_quad(quad_m, out_hw).astype(np.float32)[None]  # (1, H, W), as in training
             image = crop.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0  # (3, H, W) in [-1, 1]
             cols["image"].append(image)
             cols["mask"].append(mask)

@@ -157,11 +157,12 @@ ABLATION_COLUMNS = (
 
 def ablation_markdown(entries: list[dict], header: str) -> str:
     """One comparison table: a row per variant (``name``, ``overrides``, ``train_loss``, ``metrics``)."""
-    lines = [header, "", "| variant | overrides | final loss | "
+    lines = [header, "", "| variant | config changes | final loss | "
              + " | ".join(label for _, label, _ in ABLATION_COLUMNS) + " |",
              "| --- | --- | ---: | " + " | ".join("---:" for _ in ABLATION_COLUMNS) + " |"]
     for e in entries:
         cells = [fmt(e["metrics"].get(k), how) for k, _, how in ABLATION_COLUMNS]
         loss = fmt(e.get("train_loss"), "f4")
-        lines.append(f"| {e['name']} | `{' '.join(e['overrides']) or '—'}` | {loss} | " + " | ".join(cells) + " |")
+        changes = " ".join(e.get("changes", e["overrides"])) or "—"  # what sets this variant apart
+        lines.append(f"| {e['name']} | `{changes}` | {loss} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ def test_variant_overrides_and_k_gt(tmp_path):
 
 
 def test_ablation_trains_evaluates_and_resumes(tmp_path, capsys):
-    rc = main(["ablate", "--out", str(tmp_path), "--preset", "test", "--steps", "2", "--eval-limit", "2",
+    rc = main(["ablate", "--out", str(tmp_path), "--preset", "test", "--steps", "2", "--eval-limit", "1",
                "--eval-steps", "1", "--no-progress"])
     assert rc == 0
     table = (tmp_path / "ablation.md").read_text()
@@ -42,7 +42,7 @@ def test_ablation_trains_evaluates_and_resumes(tmp_path, capsys):
     assert len(hashes) == 3  # the supervision mode changed what was learnt
     capsys.readouterr()
     stamp = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")}
-    entries = run_ablation(AblationSettings(preset="test", steps=2, eval_limit=2, eval_steps=1), tmp_path,
+    entries = run_ablation(AblationSettings(preset="test", steps=2, eval_limit=1, eval_steps=1), tmp_path,
                            progress=False)
     assert "already evaluated" in capsys.readouterr().out
     assert [e["weights_sha256"] for e in entries] == [e["weights_sha256"] for e in summary["variants"]]

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from dreamtext.config import load_config
+from dreamtext.data.transforms import apply_matrix, fill_quad
 from dreamtext.errors import RegionError
-from dreamtext.pipeline import (apply_homography, box_to_quad, feather_alpha, fill_quad, masks_to_image,
-                                paste_back, parse_region, quad_height, region_support)
+from dreamtext.pipeline import (box_to_quad, feather_alpha, masks_to_image, paste_back, parse_region, quad_height,
+                                region_support, text_angle, window_matrix)
 
 HW = (100, 200)
 
@@ -51,11 +53,11 @@ def test_feather_is_one_inside_zero_beyond_band():
     alpha = feather_alpha(quad, HW, 6.0)
     inside = fill_quad(quad, HW).astype(bool)
     assert np.all(alpha[inside] == 1.0)
-    assert alpha[40, 50] == 1.0 and alpha[59, 149] == 1.0
+    assert alpha[40, 50] == 1.0 and alpha[59, 149] == 1.0 and inside.sum() == 100 * 20
     # 3 px right of the box: partly blended; ≥ 6 px away: exactly 0.
-    assert 0.3 < alpha[50, 154] < 0.8
-    assert alpha[50, 158] == 0.0 and alpha[30, 100] == 0.0
-    assert np.all(alpha[:33] == 0) and np.all(alpha[:, 158:] == 0)
+    assert 0.3 < alpha[50, 153] < 0.8
+    assert alpha[50, 156] == 0.0 and alpha[30, 100] == 0.0
+    assert np.all(alpha[:34] == 0) and np.all(alpha[:, 156:] == 0)
     # monotonic along a row leaving the box
     row = alpha[50, 150:160]
     assert np.all(np.diff(row) <= 0)
@@ -100,17 +102,30 @@ def test_masks_to_image_inverts_the_window():
     out = masks_to_image(masks, matrix, (32, 64), (80, 160))
     assert out.shape == (2, 80, 160) and out.dtype == bool
     ys, xs = np.nonzero(out[0])
-    # 2×4 mask pixels at ¼ of the image's scale: 8×20 image pixels near y 18, x 40 (±1 for pixel centres)
-    assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (8, 20)
-    assert abs(ys.min() - 18) <= 1 and abs(xs.min() - 40) <= 1
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (18, 25, 40, 59)
     assert not out[1].any()
     support = np.zeros((80, 160), bool)
     support[:, :50] = True
-    assert masks_to_image(masks, matrix, (32, 64), (80, 160), support)[0].sum() == 8 * (50 - xs.min())
+    assert masks_to_image(masks, matrix, (32, 64), (80, 160), support)[0].sum() == 8 * 10
 
 
-def test_apply_homography_roundtrip():
-    m = np.array([[1.1, 0.2, 3], [-0.1, 0.9, 5], [0.001, 0.0005, 1]])
-    pts = np.array([[0, 0], [10, 5], [50, 40]], np.float32)
-    back = apply_homography(np.linalg.inv(m), apply_homography(m, pts))
-    np.testing.assert_allclose(back, pts, atol=1e-3)
+def test_window_matches_training_for_level_text_and_rotates_tilted_text():
+    cfg = load_config("tiny")
+    level = box_to_quad((100, 200, 300, 240))
+    from dreamtext.data.transforms import context_window
+
+    expected = context_window(level, (400, 600), cfg.image_size, cfg.data.min_word_area_frac, cfg.data.context_scale)
+    np.testing.assert_array_equal(window_matrix(level, (400, 600), cfg), expected)
+    # the same word tilted by 20° about its centre comes out level (and inside the crop)
+    a = np.radians(20)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = level.mean(0)
+    tilted = ((level - centre) @ rot.T + centre).astype(np.float32)
+    assert text_angle(tilted) == pytest.approx(20, abs=1e-4)
+    in_model = apply_matrix(window_matrix(tilted, (400, 600), cfg), tilted)
+    assert text_angle(in_model) == pytest.approx(0, abs=1e-3)
+    h, w = cfg.image_size
+    assert in_model[:, 0].min() >= 0 and in_model[:, 0].max() <= w and in_model[:, 1].min() >= 0
+    assert in_model[:, 1].max() <= h
+    off = load_config("tiny").override({"sample.rectify_deg": 0.0})
+    assert text_angle(apply_matrix(window_matrix(tilted, (400, 600), off), tilted)) == pytest.approx(20, abs=1e-3)

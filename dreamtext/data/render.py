@@ -331,10 +331,8 @@ class SynthGenerator:
         # ---- ground truth: exact glyph pixels, ink boxes mapped through the same geometry
         n = len(text)
         char_masks = np.zeros((n, canvas_h, canvas_w), bool)
-        sub = char_masks[:, ry0:ry1, rx0:rx1]
-        solid = a_roi >= MASK_THRESHOLD
-        for i in range(n):
-            sub[i] = solid & (o_roi == i + 1)
+        labels = np.where(a_roi >= MASK_THRESHOLD, o_roi, 0)
+        char_masks[:, ry0:ry1, rx0:rx1] = labels[None] == np.arange(1, n + 1, dtype=np.uint8)[:, None, None]
         char_quads = to_scene(_box_quads(boxes).reshape(-1, 2)).reshape(n, 4, 2)
         if arc is None:
             ink_box = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])

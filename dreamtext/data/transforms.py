@@ -98,10 +98,27 @@ def warp(image: np.ndarray, matrix: np.ndarray, out_hw, border: str = "replicate
     if border not in _BORDERS:
         raise ValueError(f"border must be one of {sorted(_BORDERS)}, got {border!r}")
     arr = np.asarray(image)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
+    as_coverage = arr.dtype == np.bool_
+    if as_coverage:  # uint8 0/255 resizes and warps several times faster than float32
+        arr = arr.view(np.uint8) * np.uint8(255)
     m = np.asarray(matrix, np.float64)
     oh, ow = int(out_hw[0]), int(out_hw[1])
+    # Only the part of the image that the output window sees (plus a margin) is resized and warped.
+    inv = np.linalg.inv(m)
+    hom = np.array([[0, 0, 1], [ow, 0, 1], [ow, oh, 1], [0, oh, 1]], np.float64) @ inv.T
+    # (w of one sign at every output corner: the output rectangle does not cross the homography's horizon,
+    # so the source region is the box of the mapped corners.)
+    w = hom[:, 2]
+    if (np.all(w > 1e-9) or np.all(w < -1e-9)) and np.isfinite(hom).all():
+        corners = hom[:, :2] / hom[:, 2:3]
+        margin = 2.0 + 2.0 / max(float(np.sqrt(abs(np.linalg.det(m[:2, :2])))), 1e-6)
+        x0 = int(max(0, np.floor(corners[:, 0].min() - margin)))
+        y0 = int(max(0, np.floor(corners[:, 1].min() - margin)))
+        x1 = int(min(arr.shape[1], np.ceil(corners[:, 0].max() + margin)))
+        y1 = int(min(arr.shape[0], np.ceil(corners[:, 1].max() + margin)))
+        if x1 > x0 and y1 > y0 and (x0 > 0 or y0 > 0 or x1 < arr.shape[1] or y1 < arr.shape[0]):
+            arr = arr[y0:y1, x0:x1]
+            m = m @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
     scale = float(np.sqrt(abs(np.linalg.det(m[:2, :2])) / max(m[2, 2] ** 2, 1e-12)))
     if scale < 0.66 and interpolation == "linear" and min(arr.shape[:2]) > 1:
         # Pre-shrink by area averaging so the remaining warp scales by ~1.5 (linear interpolation is then exact enough).
@@ -119,7 +136,8 @@ def warp(image: np.ndarray, matrix: np.ndarray, out_hw, border: str = "replicate
     else:
         fn = lambda a: cv2.warpPerspective(a, mc, (ow, oh), flags=flags, borderMode=bm,  # noqa: E731
                                            borderValue=border_value)
-    return _per4(arr, fn)
+    out = _per4(arr, fn)
+    return out.astype(np.float32) * (1.0 / 255.0) if as_coverage else out
 
 
 def _per4(arr: np.ndarray, fn) -> np.ndarray:
@@ -177,7 +195,7 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
 
     Keys: image f32 (3,H,W) [-1,1]; mask f32 (1,H,W); masked_image f32 (3,H,W); char_masks f32 (L,H,W);
     has_char_masks f32 (); char_valid f32 (L,); token_ids int64 (L,); word_crop f32 (1,hv,wv) [-1,1];
-    word_quad f32 (4,2) in model pixels; glyph f32 (1,H,W) when cfg.glyph_prior; text str.
+    word_quad f32 (4,2) in model pixels; glyph f32 (1,H,W) when cfg.glyph_prior; text str; key str.
     ``rng`` is unused (the transform is deterministic); it is accepted for augmentations to come.
     """
     H, W = cfg.image_size
@@ -192,8 +210,16 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     char_masks = np.zeros((L, H, W), np.float32)
     n = len(record.text)
     if record.char_masks is not None:
-        cov = warp(record.char_masks.transpose(1, 2, 0), matrix, (H, W), border="constant")
-        cov = cov.reshape(H, W, n).transpose(2, 0, 1)
+        # Masks are zero outside their union's bounding box: warp only that part (exactly the same result).
+        union = record.char_masks.any(0)
+        rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+        if len(rows):
+            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            part = np.ascontiguousarray(record.char_masks[:, y0:y1, x0:x1].transpose(1, 2, 0))
+            shifted = matrix @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+            cov = warp(part, shifted, (H, W), border="constant").reshape(H, W, n).transpose(2, 0, 1)
+        else:
+            cov = np.zeros((n, H, W), np.float32)
         char_masks[:n] = cov >= CHAR_MASK_THRESHOLD
     hv, wv = cfg.text.vis_size
     crop = rectify_word(record.image, record.word_quad, (hv, wv))
@@ -209,6 +235,7 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
         "word_crop": gray[None],
         "word_quad": quad,
         "text": record.text,
+        "key": record.key,
     }
     if getattr(cfg, "glyph_prior", False):
         from .glyph import render_glyph

@@ -1,0 +1,144 @@
+"""Training throughput of a preset (default tiny): DreamText's full objective vs the bare diffusion loss, 1 vs 2 processes.
+
+    .venv/bin/python benchmarks/train_throughput.py [--preset tiny] [--batch 16] [--steps 8] [--procs 2]
+
+What is timed: whole optimiser steps of ``dreamtext.train.Trainer.train_step``
+(forward, backward, clipping, AdamW, EMA; DDP all-reduce with 2 processes) on
+one fixed batch of real synthetic samples, so the data engine's cost is left
+out (it is reported separately as ``data_samples_per_s``). Reported: median
+step time over ``--steps`` steps after 2 warm-up steps, as samples/s, for
+
+- ``full``: attention capture + §3 masks + L_mask + α·L_attn + β·(L_align + L_id)
+  (``TrainingObjective(full=True)``, what ``dreamtext train`` runs);
+- ``bare``: the plain ε-MSE on the same UNet, no capture, no heads
+  (``TrainingObjective(full=False)``) — ``overhead = full step time / bare step time``
+  (target ≤ 1.3×);
+- ``full, N processes``: the same command under ``torchrun --nproc_per_node N`` on
+  CPU (gloo), each process with ``--batch`` samples and cores/N threads:
+  global samples/s = N·batch / step time.
+
+Prints one JSON object (and writes it to ``--json`` when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(preset: str, batch: int, out_dir: str):
+    from dreamtext.config import load_config
+
+    return load_config(preset, overrides=[f"train.batch_size={batch}", f"train.out_dir={out_dir}",
+                                          "train.ckpt_every=0", "train.sample_every=0", "train.warmup_steps=0"])
+
+
+def time_steps(cfg, full: bool, steps: int, warmup: int = 2) -> dict:
+    """Median optimiser-step time of a Trainer on one fixed batch (this process)."""
+    import torch
+
+    from dreamtext.train import Trainer
+    from dreamtext.train_utils import step_batches
+
+    trainer = Trainer(cfg)
+    trainer.acc.unwrap_model(trainer.objective).full = full
+    batch = next(step_batches(cfg, trainer.rank, trainer.world, cfg.train.seed))
+    batches = itertools.repeat(batch)
+    times = []
+    for i in range(warmup + steps):
+        trainer.acc.wait_for_everyone()
+        t0 = time.perf_counter()
+        trainer.train_step(batches)
+        trainer.acc.wait_for_everyone()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    step = statistics.median(times)
+    n = cfg.train.batch_size * trainer.world
+    return {"objective": "full" if full else "bare", "processes": trainer.world, "threads": torch.get_num_threads(),
+            "median_step_s": step, "samples_per_s": n / step, "mixed_precision": trainer.acc.mixed_precision,
+            "is_main": trainer.acc.is_main_process}
+
+
+def data_rate(cfg, batches: int = 3) -> float:
+    from dreamtext.train_utils import step_batches
+
+    it = step_batches(cfg, 0, 1, cfg.train.seed)
+    next(it)  # font discovery etc.
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * cfg.train.batch_size / (time.perf_counter() - t0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--batch", type=int, default=16, help="samples per process per step")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--procs", type=int, default=2, help="also time this many processes (0: skip)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per single process (0: torch's default)")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one torchrun process
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = _config(args.preset, args.batch, str(Path(tmp) / "run"))
+        if args.worker:
+            res = time_steps(cfg, True, args.steps)
+            if res["is_main"]:
+                Path(args.worker).write_text(json.dumps(res))
+            return 0
+        import torch
+
+        from dreamtext.model import DreamTextModel, count_parameters
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+
+        out = {"preset": args.preset, "batch_per_process": args.batch, "steps": args.steps,
+               "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "parameters": count_parameters(DreamTextModel(cfg)),
+               "load_average_1min": os.getloadavg()[0]}
+        out["data_samples_per_s"] = data_rate(cfg)
+        full = time_steps(cfg, True, args.steps)
+        bare = time_steps(_config(args.preset, args.batch, str(Path(tmp) / "run2")), False, args.steps)
+        out["full"], out["bare"] = full, bare
+        out["overhead_full_over_bare"] = full["median_step_s"] / bare["median_step_s"]
+        if args.procs > 1:
+            res_path = Path(tmp) / "multi.json"
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.procs),
+                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), __file__,
+                   "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps),
+                   "--worker", str(res_path)]
+            env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // args.procs)))
+            subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+            multi = json.loads(res_path.read_text())
+            out[f"full_{args.procs}_processes"] = multi
+            out["speedup_processes"] = multi["samples_per_s"] / full["samples_per_s"]
+        out["load_average_1min_end"] = os.getloadavg()[0]
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""DreamTextPipeline end to end on a randomly initialised ``test``-preset model saved with save_pretrained.
+
+A random model paints noise, which is all these tests need: geometry, byte
+identity outside the regions, determinism, batching, input formats, errors.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _pipeline_fixtures import one_thread, photo, save_random_pipeline
+from dreamtext.errors import CheckpointError, ConfigError, ImageError, RegionError, TextError
+from dreamtext.pipeline import DreamTextPipeline, region_support
+
+BOX = (20, 10, 100, 34)
+QUAD = [[90, 40], [150, 48], [148, 66], [88, 58]]  # tilted ~8°: rotated upright in the pipeline
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def pipe_dir(tmp_path_factory):
+    return save_random_pipeline(tmp_path_factory.mktemp("pipe") / "pipeline")
+
+
+@pytest.fixture(scope="module")
+def pipe(pipe_dir):
+    return DreamTextPipeline.from_pretrained(pipe_dir)
+
+
+def test_save_pretrained_reloads_alone(pipe, pipe_dir, tmp_path):
+    assert {p.name for p in pipe_dir.iterdir()} >= {"model.safetensors", "config.json"}
+    again = DreamTextPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "copy"))
+    assert again.cfg.to_dict() == pipe.cfg.to_dict()
+    a, b = pipe.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_edit_keeps_size_and_every_pixel_outside_the_feather_bands(pipe):
+    img = photo()
+    result = pipe.edit(img, [BOX, QUAD], ["Hi", "w0rld"], steps=2, seed=1)
+    out = np.asarray(result.image)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    changed_allowed = np.zeros(img.shape[:2], bool)
+    for r in result.regions:
+        changed_allowed |= region_support(r.quad, img.shape[:2], r.feather_px)
+    assert np.array_equal(out[~changed_allowed], img[~changed_allowed])
+    assert (out[14:30, 30:90] != img[14:30, 30:90]).mean() > 0.5  # the region itself was repainted
+    assert [r.text for r in result.regions] == ["Hi", "w0rld"]
+    for r, text in zip(result.regions, ["Hi", "w0rld"]):
+        assert r.crop.shape == (*pipe.cfg.image_size, 3) and r.crop.dtype == np.uint8
+        assert r.char_masks.shape == (len(text), *img.shape[:2]) and r.char_masks.dtype == bool
+        assert not (r.char_masks & ~changed_allowed).any()  # masks only where the image changed
+    assert result.masks_picture().shape == img.shape
+    assert result.before_after().shape[1] > 3 * img.shape[1]
+
+
+def test_same_seed_bit_identical_other_seed_differs(pipe):
+    img = photo(seed=2)
+    run = lambda seed, sampler: np.asarray(pipe.edit(img, [BOX], ["abc"], steps=2, seed=seed, sampler=sampler).image)
+    for sampler in ("ddim", "euler", "dpm++"):
+        assert np.array_equal(run(3, sampler), run(3, sampler))
+    assert not np.array_equal(run(3, "ddim"), run(4, "ddim"))
+
+
+def test_reconstruct_is_edit_with_the_original_text(pipe):
+    img = photo(seed=3)
+    a = pipe.reconstruct(img, [BOX], ["same"], steps=2, seed=0)
+    b = pipe.edit(img, [BOX], ["same"], steps=2, seed=0)
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+def test_all_regions_share_one_sampling_batch(pipe):
+    calls = []
+    handle = pipe.model.register_forward_pre_hook(lambda mod, args: calls.append(args[0].shape[0]))
+    try:
+        pipe.edit(photo(), [BOX, QUAD, (5, 40, 60, 70)], ["a", "b", "c"], steps=3, guidance=2.0)
+    finally:
+        handle.remove()
+    assert calls == [6, 6, 6]  # 3 regions × (conditional + unconditional), one UNet call per step
+
+
+def test_input_formats(pipe, tmp_path):
+    base = photo(60, 120)
+    # EXIF orientation 6 (rotate 90° CW to display): the output has the displayed size
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(base).save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    rgba = np.concatenate([base, np.full((*base.shape[:2], 1), 128, np.uint8)], -1)
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    Image.fromarray(base[..., 0]).save(tmp_path / "gray.png")
+    Image.fromarray((base[..., 1].astype(np.uint16) * 257)).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    box = (10, 10, 50, 30)
+    assert pipe.edit(tmp_path / "rot.jpg", [box], ["x"], steps=1).image.size == (60, 120)
+    for name in ("alpha.png", "gray.png", "deep.png"):
+        out = pipe.edit(tmp_path / name, [box], ["x"], steps=1).image
+        assert out.size == (120, 60) and out.mode == "RGB", name
+    gray = np.asarray(pipe.edit(tmp_path / "gray.png", [box], ["x"], steps=1).image)
+    assert np.array_equal(gray[50:, :, 0], base[50:, :, 0])  # untouched rows keep the gray level
+
+
+@pytest.mark.parametrize("regions, texts, error, words", [
+    ([BOX], ["héllo"], TextError, "outside the charset"),
+    ([BOX], [""], TextError, "empty"),
+    ([BOX], ["abcdefghi"], TextError, "at most 8"),
+    ([BOX, QUAD], ["one"], RegionError, "2 region"),
+    ([], [], RegionError, "no region"),
+    ([(100, 10, 200, 30)], ["a"], RegionError, "outside the 160×72 image"),
+    ([(10, 10, 10, 30)], ["a"], RegionError, "zero area"),
+])
+def test_bad_input_names_the_problem(pipe, regions, texts, error, words):
+    with pytest.raises(error, match=words):
+        pipe.edit(photo(), regions, texts, steps=1)
+
+
+def test_bad_options_and_images(pipe, tmp_path):
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        pipe.edit(photo(), [BOX], ["a"], sampler="plms")
+    with pytest.raises(ConfigError, match="steps"):
+        pipe.edit(photo(), [BOX], ["a"], steps=0)
+    (tmp_path / "junk.png").write_bytes(b"not a png at all")
+    with pytest.raises(ImageError, match="junk.png"):
+        pipe.edit(tmp_path / "junk.png", [BOX], ["a"])
+    with pytest.raises(ImageError, match="does not exist"):
+        pipe.edit(tmp_path / "missing.png", [BOX], ["a"])
+
+
+def test_checkpoint_that_does_not_match_the_code(pipe_dir, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(pipe_dir, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["text"]["dim"] = 48
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="does not match"):
+        DreamTextPipeline.from_pretrained(bad)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        DreamTextPipeline.from_pretrained(tmp_path / "nowhere")
+
+
+def test_no_shipped_model_says_how_to_pass_one(monkeypatch, tmp_path):
+    import dreamtext.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "SHIPPED_MODEL_DIR", tmp_path / "model")
+    with pytest.raises(CheckpointError, match="no shipped model.*--ckpt"):
+        DreamTextPipeline.from_pretrained()
+
+
+def test_glyph_prior_model_gets_the_rendered_target(tmp_path):
+    pipe = DreamTextPipeline.from_pretrained(save_random_pipeline(tmp_path / "g", glyph_prior=True))
+    img = photo()
+    batch, matrices, crops = pipe.prepare(img, [np.array(QUAD, np.float32)], ["Wide"])
+    glyph = batch["glyph"][0, 0].numpy()
+    mask = batch["mask"][0, 0].numpy()
+    assert glyph.max() > 0.5 and glyph[mask == 0].max() < 0.5  # ink inside the region only
+    out = pipe.edit(img, [QUAD], ["Wide"], steps=1)
+    assert out.image.size == (160, 72)

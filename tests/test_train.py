@@ -1,0 +1,123 @@
+"""The diffusion trainer on the test preset: logs, checkpoints, pruning, sample grids, guards, stops."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dreamtext.losses
+from dreamtext.checkpoint import latest_checkpoint, load_model
+from dreamtext.cli import main
+from dreamtext.config import load_config
+from dreamtext.errors import CheckpointError
+from dreamtext.train import Trainer, train
+from dreamtext.train_utils import NonFiniteLossError, lr_at, read_metrics
+
+BASE = ["train.batch_size=2", "train.log_every=1", "train.sample_every=0"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One 4-step run through the CLI: checkpoints every 2 steps (keep 1), a sample grid at step 4."""
+    out = tmp_path_factory.mktemp("train") / "run"
+    rc = main(["train", "--preset", "test", f"train.out_dir={out}", *BASE, "train.max_steps=4",
+               "train.ckpt_every=2", "train.keep_ckpts=1", "train.sample_every=4", "train.warmup_steps=2",
+               "loss.k_gt=2", "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_every_loss_term_miou_and_lr_are_logged(run):
+    cfg = load_config("test")
+    recs = read_metrics(run)
+    assert [r["step"] for r in recs] == [1, 2, 3, 4]
+    for r in recs:
+        for key in ("loss/total", "loss/mask", "loss/attn", "loss/align", "loss/id", "miou", "lr", "samples_per_s"):
+            assert key in r and np.isfinite(r[key]), key
+        # L = L_mask + α·L_attn + β·(L_align + L_id) (DESIGN §4), term by term as logged
+        expected = r["loss/mask"] + 0.01 * r["loss/attn"] + 0.001 * (r["loss/align"] + r["loss/id"])
+        assert r["loss/total"] == pytest.approx(expected, rel=1e-5)
+        assert r["lr"] == pytest.approx(lr_at(r["step"] - 1, cfg.train.lr, 2, 4, "cosine"))
+        assert 0.0 <= r["miou"] <= 1.0
+    # balanced supervision with k_gt=2: ground-truth masks for steps 0-1, predicted ones after
+    assert [r["gt_frac"] for r in recs] == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_checkpoint_holds_weights_ema_optimizer_rng_and_data_position(run):
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["step_00000004"]  # step 2 was pruned (keep_ckpts=1)
+    ckpt = latest_checkpoint(run)
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["step"] == 4 and state["ema_updates"] == 4
+    assert state["data"]["next_micro_batch"] == 4 and state["data"]["samples_seen"] == 8
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
+    assert json.loads((ckpt / "config.json").read_text())["train"]["max_steps"] == 4
+    # the checkpoint loads as a model (EMA weights overlaid) through the MODEL developer's loader
+    from safetensors.torch import load_file
+
+    ema = load_file(str(ckpt / "ema.safetensors"))
+    raw = load_file(str(ckpt / "model.safetensors"))
+    model, cfg = load_model(run)
+    name = next(k for k in ema if k.startswith("unet.") and k.endswith("weight"))
+    assert torch.equal(model.state_dict()[name], ema[name])
+    assert not torch.equal(ema[name], raw[name])  # the average lags the raw weights
+    opt = load_file(str(ckpt / "optimizer.safetensors"))
+    assert any(k.endswith("exp_avg_sq") for k in opt)
+
+
+def test_sample_grid_is_written(run):
+    png = run / "samples" / "step_00000004.png"
+    img = np.asarray(Image.open(png))
+    assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] > 2 * 48 and img.shape[1] > 4 * 64
+    assert img.std() > 10  # not a blank canvas
+
+
+def test_fresh_run_refuses_a_used_directory_and_resume_refuses_another_model(run):
+    with pytest.raises(CheckpointError, match="--resume"):
+        Trainer(load_config("test", overrides=[f"train.out_dir={run}"]))
+    with pytest.raises(CheckpointError, match="text.dim"):
+        Trainer(load_config("test", overrides=[f"train.out_dir={run}", "text.dim=48"]), resume=True)
+    # a resume with nothing left to do returns at once, at the checkpoint's step
+    again = train(load_config("test", overrides=[f"train.out_dir={run}", *BASE, "train.max_steps=4", "loss.k_gt=2"]),
+                  resume=True, progress=False)
+    assert again["step"] == 4 and again["resumed_from"].endswith("step_00000004")
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = dreamtext.losses.diffusion_losses
+
+    def poisoned(model_out, batch, step, cfg):
+        out = real(model_out, batch, step, cfg)
+        if step >= 2:  # the third step goes wrong
+            out["total"] = out["total"] * float("nan")
+        return out
+
+    monkeypatch.setattr(dreamtext.losses, "diffusion_losses", poisoned)
+    cfg = load_config("test", overrides=[f"train.out_dir={tmp_path}", *BASE, "train.max_steps=5",
+                                         "train.ckpt_every=2"])
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step 3 \(total=nan\)"):
+        train(cfg, progress=False)
+    assert latest_checkpoint(tmp_path).name == "step_00000002"  # nothing written after the bad step
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+
+
+def test_sigterm_stops_after_the_step_and_checkpoints(tmp_path, monkeypatch):
+    real_step = Trainer.train_step
+
+    def step_then_sigterm(self, batches):
+        values = real_step(self, batches)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return values
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_sigterm)
+    cfg = load_config("test", overrides=[f"train.out_dir={tmp_path}", *BASE, "train.max_steps=50",
+                                         "train.ckpt_every=0"])
+    summary = train(cfg, progress=False)
+    assert summary["stopped"] == "terminated" and summary["step"] == 2
+    assert latest_checkpoint(tmp_path).name == "step_00000002"
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
