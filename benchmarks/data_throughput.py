@@ -7,7 +7,8 @@ Measures, in one process pinned to one thread (OpenCV and BLAS single-threaded):
 Each is timed ``--repeats`` times over ``--num`` samples; medians are reported, both per
 wall-clock second and per CPU second of this process (the latter is what one core delivers
 even when other jobs share the machine). The generator is warmed first (fonts, photographs,
-and the per-(font, size, character) glyph cache that a long training run keeps warm).
+and the per-(font, size, character) glyph cache that a long training run keeps warm: every glyph
+is pre-rendered unless --no-warm-glyphs).
 
     .venv/bin/python benchmarks/data_throughput.py [--num 400] [--repeats 5] [--warmup 3000]
 """
@@ -38,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=3000, help="generator samples rendered before timing")
     ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--no-warm-glyphs", dest="warm_glyphs", action="store_false",
+                    help="skip pre-rendering every (font, size, character) glyph (times a colder cache)")
     args = ap.parse_args(argv)
 
     import cv2
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     from dreamtext.config import load_config
-    from dreamtext.data.render import SynthGenerator
+    from dreamtext.data.render import SynthGenerator, SynthParams, _glyph, warm_glyph_cache
     from dreamtext.data.transforms import make_model_sample
 
     cfg = load_config(args.preset)
@@ -54,7 +57,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for i in range(args.warmup):
         gen.sample(10_000_000 + i)
+    if args.warm_glyphs:
+        warm_glyph_cache(SynthParams.from_config(cfg))
     warm_s = time.perf_counter() - t0
+    misses0 = _glyph.cache_info().misses
 
     results = {"generator": [], "transform": [], "both": []}
     for r in range(args.repeats):
@@ -66,7 +72,8 @@ def main(argv=None) -> int:
     summary = {
         "preset": args.preset, "image_size": list(cfg.image_size), "num": args.num, "repeats": args.repeats,
         "warmup_samples": args.warmup, "warmup_s": round(warm_s, 1), "cpu_count": os.cpu_count(),
-        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "loadavg_1min": round(os.getloadavg()[0], 2), "warm_glyphs": args.warm_glyphs,
+        "glyph_cache_misses_while_timing": _glyph.cache_info().misses - misses0,
     }
     for k, v in results.items():
         summary[f"{k}_per_wall_s"] = round(statistics.median(x[0] for x in v), 1)

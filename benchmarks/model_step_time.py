@@ -70,8 +70,10 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(str(i) for i in range(len(SIZES))),
                     help="comma-separated indices into: " + "; ".join(f"{i}={n}" for i, n in enumerate(SIZES)))
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names = list(SIZES)
     print(f"batch {args.batch}, {'fp32' if args.fp32 else 'bf16 autocast'}, median of {args.steps} steps, "
           f"{torch.get_num_threads()} threads")

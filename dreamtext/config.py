@@ -94,6 +94,9 @@ class DataConfig:
     context_scale: float = 1.0  # the window is at least this many times the word's size
     num_workers: int = 0
     words: str = "english+random"  # word sources of the generator: "english", "random", or both
+    # Font size range (scene pixels) of the synthetic generator; its scenes are a few times the text's
+    # size, so this sets their resolution. (18, 36) gives ~23-px letters in the tiny 32×128 window.
+    synth_font_px: tuple[int, int] = (18, 36)
 
 
 @dataclass

@@ -3,7 +3,9 @@
 ``EMA`` keeps one float32 shadow tensor per *trainable* parameter, keyed by the
 parameter's name, so the shadow is a plain ``dict[str, Tensor]`` that goes into
 ``ema.safetensors`` as it is and comes back by name (diffusers' ``EMAModel``
-keeps an unnamed list, which would tie a checkpoint to parameter order).
+keeps an unnamed list, which would tie a checkpoint to parameter order). Only
+trainable weights are averaged and saved; ``checkpoint.load_model`` overlays
+them on the raw weights (frozen ones, e.g. a VAE, are stored once).
 
 The decay warms up as ``min(decay, (1 + n) / (10 + n))`` over the first
 updates (the schedule of diffusers/timm), so early weights are not frozen in
@@ -64,19 +66,8 @@ class EMA:
                     if name in backup:
                         p.copy_(backup[name])
 
-    def full_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Every weight of ``model`` with the trainable ones replaced by their average.
-
-        This is what ``ema.safetensors`` holds: a complete state dict that loads
-        into a fresh model (frozen weights are not averaged, they are copied).
-        """
-        out = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        for name, s in self.shadow.items():
-            out[name] = s.to(out[name].dtype).clone() if name in out else s.clone()
-        return out
-
     def load_shadow(self, tensors: dict[str, torch.Tensor], num_updates: int) -> None:
-        """Restore from ``full_state`` output (extra frozen entries are ignored)."""
+        """Restore the shadow from a checkpoint's ``ema.safetensors`` (extra entries are ignored)."""
         missing = [k for k in self.shadow if k not in tensors]
         if missing:
             raise KeyError(f"EMA state lacks {len(missing)} trainable weights, e.g. {missing[0]!r}")

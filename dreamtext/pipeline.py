@@ -4,8 +4,8 @@ For each region (a box or a 4-point quad in image pixels) the pipeline
 
 1. maps a context window around it to the model's resolution with the same
    transform training uses (:func:`dreamtext.data.transforms.context_window`:
-   aspect kept with replicated borders, crop around small words; slanted quads
-   rectified), so the model sees what it was trained on;
+   aspect kept with replicated borders, crop around small words), after
+   rotating tilted text upright, so the model sees what it was trained on;
 2. builds the inpainting condition (region mask, masked crop, token ids, the
    glyph prior when the model has one) — all regions of an image in one batch;
 3. samples with classifier-free guidance (:mod:`dreamtext.sampling`);
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, ImageError, RegionError, TextError
+from .errors import CheckpointError, RegionError
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "assets" / "model"
-SAMPLERS = ("ddim", "euler", "dpm++")
+SAMPLERS = ("ddim", "euler", "dpm++")  # as dreamtext.diffusion.make_scheduler
 
 
 # ----------------------------------------------------------------------------- regions
@@ -399,7 +399,9 @@ class DreamTextPipeline:
 
         if isinstance(texts, str):
             texts = [texts]
-        regions = list(regions) if not isinstance(regions, np.ndarray) else [regions]
+        if isinstance(regions, np.ndarray):  # (4,2): one quad; (n,4) boxes; (n,4,2) quads; (n,8) flat quads
+            regions = [regions] if regions.shape == (4, 2) or regions.ndim == 1 else list(regions)
+        regions = list(regions)
         if regions and np.isscalar(regions[0]):  # a single box/quad given flat
             regions = [regions]
         if not regions:

@@ -87,6 +87,12 @@ def make_accelerator(cfg: DreamTextConfig):
     precision = "bf16" if cfg.train.bf16 and bf16_supported(probe) else "no"
     # Several processes without GPUs (torchrun on CPU): accelerate needs cpu=True to pick DDP over gloo.
     multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    try:  # accelerate keeps its settings in a process-wide singleton: let a second run choose its own precision
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()  # keeps the process group (PartialState)
+    except (ImportError, AttributeError):
+        pass
     return Accelerator(
         cpu=multi_cpu,
         gradient_accumulation_steps=cfg.train.grad_accum,

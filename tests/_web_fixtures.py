@@ -3,12 +3,6 @@
 The server always runs in its own process (as a user runs it) on a free port
 of 127.0.0.1, with its working directory, HOME and TMPDIR pointed into the
 test's temp folder so the tests can see everything it writes.
-
-Run as a script, this module serves the page with the real pipeline slowed
-down by ``--delay`` seconds per request (the queueing test needs requests
-that overlap in time):
-
-    python tests/_web_fixtures.py --ckpt DIR --port N --delay 2
 """
 
 from __future__ import annotations
@@ -133,26 +127,3 @@ class ServerProcess:
 
 def serve_command(ckpt: Path, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "dreamtext.cli", "serve", "--ckpt", str(ckpt), "--port", str(port), *extra]
-
-
-def _serve_slowed(argv: list[str]) -> None:
-    import argparse
-
-    from dreamtext.app import ServeSettings, pipeline_edit_fn, serve
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--ckpt", required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--delay", type=float, default=2.0)
-    args = p.parse_args(argv)
-    edit, max_len, defaults = pipeline_edit_fn(args.ckpt)
-
-    def slow_edit(*a, **k):
-        time.sleep(args.delay)  # stands for a large model's sampling time
-        return edit(*a, **k)
-
-    serve(ServeSettings(port=args.port), edit_fn=slow_edit, max_len=max_len, defaults=defaults)
-
-
-if __name__ == "__main__":
-    _serve_slowed(sys.argv[1:])

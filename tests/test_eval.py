@@ -12,7 +12,9 @@ from dreamtext import metrics
 from dreamtext.cli import main
 from dreamtext.config import load_config
 
-from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
+from _eval_fixtures import one_torch_thread, random_lpips_weights, save_pool_features  # noqa: E402
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 LIMIT = 3
 
@@ -80,8 +82,10 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     for r in outs[0]:
         assert r["target"] == edit_word_for(r["text"], int(r["index"]))
         assert len(r["target"]) == len(r["text"]) and r["target"] != r["text"]
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(outs[0]) == strip(outs[1])  # same seed, same numbers
+    def without_timing(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert without_timing(outs[0]) == without_timing(outs[1])  # same seed, same numbers
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     assert "mask_miou" not in res["metrics"]  # ground-truth masks belong to the original word
 

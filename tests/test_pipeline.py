@@ -163,3 +163,12 @@ def test_glyph_prior_model_gets_the_rendered_target(tmp_path):
     assert glyph.max() > 0.5 and glyph[mask == 0].max() < 0.5  # ink inside the region only
     out = pipe.edit(img, [QUAD], ["Wide"], steps=1)
     assert out.image.size == (160, 72)
+
+
+def test_region_containers(pipe):
+    img = photo(seed=4)
+    a = pipe.edit(img, np.array([BOX, (5, 40, 60, 70)], np.float32), ["ab", "cd"], steps=1)
+    b = pipe.edit(img, [list(BOX), {"box": [5, 40, 60, 70]}], ["ab", "cd"], steps=1)
+    c = pipe.edit(img, BOX, "ab", steps=1)  # one region, given flat, and a bare string
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert len(c.regions) == 1 and c.regions[0].text == "ab"

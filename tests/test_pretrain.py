@@ -44,6 +44,13 @@ def test_tiny_encoder_beats_chance_retrieval_and_loads_into_a_model(tmp_path):
 
     saved = load_file(str(out))
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in saved.items())
+    # ...and so does the diffusion trainer when train.encoder_ckpt points at it
+    from dreamtext.train import Trainer
+
+    trainer = Trainer(load_config("test", overrides=[f"train.out_dir={tmp_path / 'run'}",
+                                                     f"train.encoder_ckpt={out}"]))
+    te = trainer.model.text_encoder.state_dict()
+    assert all(torch.equal(te[k], v) for k, v in saved.items())
     # an encoder of another width is refused with a clear message
     wide = TextEncoder(load_config("test", overrides=["text.dim=48"]))
     with pytest.raises(CheckpointError, match="shape"):

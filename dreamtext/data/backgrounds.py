@@ -120,9 +120,9 @@ def sample_background(rng: np.random.Generator, h: int, w: int, p_natural: float
     crop = src[y0:y0 + ch, x0:x0 + cw]
     out = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)  # zoom < 2: little aliasing
     if rng.random() < 0.5:
-        out = out[:, ::-1]
+        out = cv2.flip(out, 1)
     if rng.random() < 0.3:
-        out = out[:, :, rng.permutation(3)]  # recolour the scene
+        out = cv2.merge([out[:, :, int(c)] for c in rng.permutation(3)])  # recolour the scene
     gain = rng.uniform(0.75, 1.2)
     bias = rng.uniform(-20, 20)
-    return cv2.convertScaleAbs(np.ascontiguousarray(out), alpha=gain, beta=bias)
+    return cv2.addWeighted(out, gain, out, 0.0, bias)  # gain·x + bias, saturated to 0..255

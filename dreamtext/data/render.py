@@ -44,8 +44,8 @@ class SynthParams:
     max_len: int = 12
     words: str = "english+random"  # "english", "random" or "english+random"
     split: str = "train"  # English word split: "train" or the held-out "bench"
-    # Font size range in scene pixels: the tiny preset's window is 32 px tall, so scenes stay small
-    # (letters end up ≥ ~20 px tall after the model-ready transform). Raise it for bigger models.
+    # Font size range in scene pixels (cfg.data.synth_font_px): the tiny preset's window is 32 px tall,
+    # so scenes stay small (letters end up ~23 px tall after the model-ready transform).
     font_px: tuple[int, int] = (18, 36)
     max_rotation: float = 10.0  # degrees (a few samples get up to 2×)
     p_arc: float = 0.15
@@ -59,7 +59,9 @@ class SynthParams:
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "SynthParams":
-        return cls(max_len=cfg.max_len, words=cfg.data.words, **kw)
+        """The generator's settings from a DreamTextConfig (``max_len``, ``data.words``, ``data.synth_font_px``)."""
+        base = dict(max_len=cfg.max_len, words=cfg.data.words, font_px=tuple(cfg.data.synth_font_px))
+        return cls(**{**base, **kw})
 
 
 @functools.lru_cache(maxsize=65536)
@@ -122,6 +124,29 @@ def _noise_patch(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         return rng.standard_normal((h, w, 1), dtype=np.float32)
     y, x = int(rng.integers(tile.shape[0] - h + 1)), int(rng.integers(tile.shape[1] - w + 1))
     return tile[y:y + h, x:x + w]
+
+
+def glyph_sizes(params: "SynthParams") -> list[int]:
+    """The font sizes the generator renders glyphs at (its cache keys)."""
+    lo, hi = params.font_px
+    return sorted({int(lo + 6 * round((v - lo) / 6)) for v in np.linspace(lo, hi, 64)})
+
+
+def warm_glyph_cache(params: "SynthParams | None" = None, chars: str | None = None) -> int:
+    """Render every (font, size, character) glyph once, as a long run's cache holds them; returns the count.
+
+    Costs a few seconds; used by the throughput benchmark to time the steady state.
+    """
+    from ..charset import CHARSET
+
+    params = params or SynthParams()
+    n = 0
+    for font in list_fonts():
+        for size in glyph_sizes(params):
+            for ch in chars or CHARSET:
+                _glyph(font, size, ch)
+                n += 1
+    return n
 
 
 class _Arc:
@@ -248,7 +273,9 @@ class SynthGenerator:
         tw, th = dmax - dmin
         # Scene: some context around the word (the model-ready window crops to it).
         canvas_h = int(np.ceil(th * rng.uniform(1.5, 2.6))) + 4
-        canvas_w = int(np.ceil(max(tw * rng.uniform(1.15, 1.7), canvas_h * 1.3))) + 4
+        # At least about as wide as the model's 4:1 window around the word, so the window rarely
+        # runs off the scene into replicated borders.
+        canvas_w = int(np.ceil(max(tw * rng.uniform(1.15, 1.7), canvas_h * rng.uniform(2.8, 4.2)))) + 4
         ox = rng.uniform(2, canvas_w - tw - 2) - dmin[0]
         oy = rng.uniform(2, canvas_h - th - 2) - dmin[1]
         dst = dst + [ox, oy]
@@ -297,7 +324,7 @@ class SynthGenerator:
             ramp = np.linspace(0, 1, roi_w, dtype=np.float32)[None, :, None]
             fill = colour * (1 - ramp) + c2 * ramp
         if rng.random() < 0.35:  # painted on the surface: the surface's shading shows through the ink
-            shade = roi.mean(2, keepdims=True) / max(float(under.mean()), 1.0)
+            shade = cv2.cvtColor(roi, cv2.COLOR_RGB2GRAY)[..., None] / max(float(under.mean()), 1.0)
             fill = fill * np.clip(0.75 + 0.25 * shade, 0.5, 1.3)
         if rng.random() < p.p_shadow:
             dx, dy = rng.integers(-3, 4), rng.integers(1, 4)

@@ -98,7 +98,7 @@ def _render_shard(job) -> tuple[int, int]:
 
     _cv2.setNumThreads(1)
     cfg = DreamTextConfig.from_dict(cfg_dict)
-    gen = SynthGenerator(SynthParams(max_len=cfg.max_len, words=cfg.data.words), seed)
+    gen = SynthGenerator(SynthParams.from_config(cfg), seed)
     records = [gen.sample(i) for i in range(start, stop)]
     write_shard(Path(out) / SHARD_PATTERN.format(shard), records, start, image_format)
     return shard, stop - start
@@ -117,7 +117,8 @@ def write_synth_shards(out: str | os.PathLike, cfg, num: int, shard_size: int = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"version": FORMAT_VERSION, "generator": "synth", "seed": seed, "num": num, "shard_size": shard_size,
-            "max_len": cfg.max_len, "words": cfg.data.words, "image_format": image_format}
+            "max_len": cfg.max_len, "words": cfg.data.words, "font_px": list(cfg.data.synth_font_px),
+            "image_format": image_format}
     meta_path = out / META_NAME
     if meta_path.exists():
         try:

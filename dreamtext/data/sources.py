@@ -42,7 +42,7 @@ class SynthSource:
     name = "synth"
 
     def __init__(self, cfg, seed: int = 0, num: int | None = None, split: str = "train"):
-        self.generator = SynthGenerator(SynthParams(max_len=cfg.max_len, words=cfg.data.words, split=split), seed)
+        self.generator = SynthGenerator(SynthParams.from_config(cfg, split=split), seed)
         self.num = num
         self.finite = num is not None
         self.skipped = SkipLog(self.name)
