@@ -17,6 +17,10 @@ step time over ``--steps`` steps after 2 warm-up steps, as samples/s, for
   CPU (gloo), each process with ``--batch`` samples and cores/N threads:
   global samples/s = N·batch / step time.
 
+Wall-clock medians depend on what else runs on the machine; the median CPU
+seconds per step (``median_step_cpu_s``, this process, all its threads) hardly
+do, so the overhead is also given as a ratio of CPU times.
+
 Prints one JSON object (and writes it to ``--json`` when given).
 """
 
@@ -55,18 +59,20 @@ def time_steps(cfg, full: bool, steps: int, warmup: int = 2) -> dict:
     trainer.acc.unwrap_model(trainer.objective).full = full
     batch = next(step_batches(cfg, trainer.rank, trainer.world, cfg.train.seed))
     batches = itertools.repeat(batch)
-    times = []
+    times, cpu = [], []
     for i in range(warmup + steps):
         trainer.acc.wait_for_everyone()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer.train_step(batches)
+        c1 = time.process_time()  # this process's CPU time (all its threads), before waiting for the others
         trainer.acc.wait_for_everyone()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(c1 - c0)
     step = statistics.median(times)
     n = cfg.train.batch_size * trainer.world
     return {"objective": "full" if full else "bare", "processes": trainer.world, "threads": torch.get_num_threads(),
-            "median_step_s": step, "samples_per_s": n / step, "mixed_precision": trainer.acc.mixed_precision,
+            "median_step_s": step, "samples_per_s": n / step, "median_step_cpu_s": statistics.median(cpu), "mixed_precision": trainer.acc.mixed_precision,
             "is_main": trainer.acc.is_main_process}
 
 
@@ -121,6 +127,8 @@ def main(argv=None) -> int:
         bare = time_steps(_config(args.preset, args.batch, str(Path(tmp) / "run2")), False, args.steps)
         out["full"], out["bare"] = full, bare
         out["overhead_full_over_bare"] = full["median_step_s"] / bare["median_step_s"]
+        # CPU seconds per step hardly depend on what else the machine runs (wall time does)
+        out["overhead_full_over_bare_cpu"] = full["median_step_cpu_s"] / bare["median_step_cpu_s"]
         if args.procs > 1:
             res_path = Path(tmp) / "multi.json"
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.procs),

@@ -369,7 +369,8 @@ def build_app(service: EditService):
     return demo, theme
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# What turns plain text into emphasis, code, links or HTML in Markdown (parentheses alone do not).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 
 def status_markdown(message: str) -> str:

@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +231,9 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "weights_sha256": None if pipeline is None else weights_sha256(pipeline.model),
         "glyph_prior": bool(cfg.glyph_prior),
         "ocr": recognizer.name,
+        "perceptual_weights": {  # where LPIPS / FID weights came from (None: skipped, see notices)
+            "lpips": (settings.lpips_dir or os.environ.get(M.LPIPS_ENV)) if lpips_model is not None else None,
+            "fid": (settings.fid_inception or os.environ.get(M.FID_ENV)) if inception is not None else None},
         "metrics": aggregates,
         "notices": notices,
         "seconds_total": time.perf_counter() - t_start,

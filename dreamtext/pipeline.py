@@ -281,12 +281,9 @@ class EditResult:
 
     def masks_picture(self) -> np.ndarray:
         """The result with every region's characters coloured (one colour per character): uint8 (H, W, 3)."""
-        from .visualize import _overlay_region
+        from .visualize import regions_overlay
 
-        out = np.asarray(self.image)
-        for region in self.regions:
-            out = _overlay_region(out, region.char_masks)
-        return out
+        return regions_overlay(self.image, [r.char_masks for r in self.regions])
 
     def before_after(self, max_width: int = 512) -> np.ndarray:
         """Input | result | character masks, captioned, with a colour legend: uint8 RGB."""

@@ -252,6 +252,15 @@ class Trainer:
                 check_finite(bad or {"total (on another process)": float("nan")}, self.step + 1)
         check_finite(terms, self.step + 1)
 
+    def agreed_stop(self, reason: str | None) -> str | None:
+        """A stop request seen by any process stops all of them after the same step (else DDP would hang)."""
+        if self.world == 1:
+            return reason
+        flag = torch.tensor([0.0 if reason is None else 1.0], device=self.acc.device)
+        if float(self.acc.gather(flag).max()) > 0:
+            return reason or "terminated"
+        return None
+
     # ----- sample grid
     @torch.no_grad()
     def sample_grid(self) -> Path | None:
@@ -347,8 +356,9 @@ def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True) -> 
                     trainer.save()
                 if t.sample_every and trainer.step % t.sample_every == 0:
                     trainer.sample_grid()
-                if stop.reason is not None:
-                    stopped = stop.reason
+                reason = trainer.agreed_stop(stop.reason)
+                if reason is not None:
+                    stopped = reason
                     break
     except KeyboardInterrupt:
         stopped = "interrupted"

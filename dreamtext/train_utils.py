@@ -319,7 +319,15 @@ def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 
     sampler = _MicroBatchSampler(start_micro, cfg.train.batch_size, rank, world_size)
     workers = int(cfg.data.num_workers)
     return iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
-                                            persistent_workers=False, prefetch_factor=2 if workers else None))
+                                            persistent_workers=False, prefetch_factor=2 if workers else None,
+                                            worker_init_fn=_quiet_worker if workers else None))
+
+
+def _quiet_worker(worker_id: int) -> None:
+    """Inside a DataLoader worker the parallelism comes from the workers: one OpenCV thread each."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def weights_digest(module: torch.nn.Module) -> str:

@@ -8,6 +8,7 @@ on plain NumPy arrays:
 - :func:`mask_overlay` — per-character masks ``bool (n, H, W)`` painted over an
   image, one colour per character (DESIGN §3: which pixels the model gave to
   which letter);
+- :func:`regions_overlay` — the same for several regions at once, the rest dimmed;
 - :func:`mask_legend` — a strip naming each character in its colour;
 - :func:`image_grid` — rows of images (any sizes) with optional captions;
 - :func:`before_after` — the input, the result and the mask overlay side by side.
@@ -173,10 +174,7 @@ def before_after(before, after, masks: np.ndarray | None = None, *, texts: list[
     panels = [before, after]
     captions = ["input", "result"]
     if masks is not None:
-        overlay = after
-        for region_masks in masks:
-            overlay = _overlay_region(overlay, np.asarray(region_masks))
-        panels.append(overlay)
+        panels.append(regions_overlay(after, masks))
         captions.append("character masks")
     scale = min(1.0, max_width / before.shape[1])
     if scale < 1.0:
@@ -189,9 +187,16 @@ def before_after(before, after, masks: np.ndarray | None = None, *, texts: list[
     return grid
 
 
-def _overlay_region(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Colour one region's characters, leaving pixels outside its masks as they are."""
-    if masks.size == 0 or not masks.any():
-        return image
-    painted = mask_overlay(image, masks, dim=0.0)
-    return np.where(masks.any(0)[..., None], painted, image)
+def regions_overlay(image, region_masks, *, alpha: float = 0.7, dim: float = 0.45) -> np.ndarray:
+    """Several regions' masks over one image: uint8 (H, W, 3).
+
+    ``region_masks`` is a list of bool ``(n_i, H, W)``, one per region; each
+    region's characters take the palette from its start (so the legend of
+    :func:`mask_legend` matches), and everything no character claims is dimmed.
+    """
+    region_masks = [np.asarray(m, bool) for m in region_masks if np.asarray(m).size]
+    img = _rgb(image)
+    if not region_masks:
+        return mask_overlay(img, np.zeros((0, *img.shape[:2]), bool), alpha=alpha, dim=dim)
+    colors = np.concatenate([char_colors(len(m)) for m in region_masks])
+    return mask_overlay(img, np.concatenate(region_masks), alpha=alpha, colors=colors, dim=dim)

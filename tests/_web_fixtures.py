@@ -109,7 +109,8 @@ class ServerProcess:
         raise RuntimeError(f"server did not answer within {timeout:.0f} s:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -271,3 +271,11 @@ def test_unknown_or_pathless_sources():
         open_source("coco:/x", CFG)
     with pytest.raises(DatasetError, match="needs a path"):
         open_source("icdar13", CFG)
+
+
+def test_preview_draws_records_without_char_data(icdar_dir):
+    from dreamtext.data.preview import ROW_H, preview_grid
+
+    recs = list(open_source(f"icdar13:{icdar_dir}", CFG))
+    grid = preview_grid(recs, CFG)
+    assert grid.height == len(recs) * (ROW_H + 4) and grid.width > 4 * ROW_H

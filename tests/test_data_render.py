@@ -131,3 +131,15 @@ def test_edit_word_for_is_fixed_same_length_and_different():
     assert edit_word_for("OPEN", 3).isupper()
     bench = set(english_words("bench"))
     assert edit_word_for("street", 1) in bench
+
+
+def test_font_size_setting_scales_the_scene():
+    from dreamtext.config import tiny
+
+    def median_height(cfg):
+        gen = SynthGenerator(cfg, seed=1)
+        return np.median([np.ptp(gen.sample(i).char_quads[..., 1]) for i in range(12)])
+
+    small = median_height(tiny())
+    big = median_height(tiny().override({"data.synth_font_px": [40, 52]}))
+    assert big > 1.5 * small

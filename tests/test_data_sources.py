@@ -40,6 +40,8 @@ def test_finite_synth_source_and_len():
     assert len(src) == 5 and [r.key for r in src] == [f"synth-3-{i}" for i in range(5)]
     with pytest.raises(TypeError):
         len(open_source("synth", tiny_test_cfg()))
+    with pytest.raises(DatasetError, match="positive record count"):
+        open_source("synth:ten", tiny_test_cfg())
 
 
 def test_processes_get_disjoint_parts_of_a_finite_source():

@@ -38,6 +38,9 @@ def test_edit_writes_result_and_masks(ckpt, image, tmp_path, capsys):
     src = np.asarray(Image.open(image))
     res = np.asarray(Image.open(out))
     assert res.shape == src.shape and Image.open(masks).size == (160, 64)
+    umask = __import__("os").umask(0)
+    __import__("os").umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temp file
     assert np.array_equal(res[:, :5], src[:, :5])  # far from both regions: unchanged
     # same arguments, same bytes
     out2 = tmp_path / "out2.png"

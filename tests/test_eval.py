@@ -35,8 +35,11 @@ def tiny_ckpt(tmp_path_factory):
 @pytest.fixture(scope="module")
 def recon_run(tiny_ckpt, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "recon"
-    rc = main(["eval", "--data", "bench", "--task", "recon", "--ckpt", str(tiny_ckpt), "--limit", str(LIMIT),
-               "--out", str(out), "--steps", "2", "--no-progress"])
+    with pytest.MonkeyPatch.context() as mp:  # a machine with LPIPS / FID weights configured still tests the skip
+        mp.delenv(metrics.LPIPS_ENV, raising=False)
+        mp.delenv(metrics.FID_ENV, raising=False)
+        rc = main(["eval", "--data", "bench", "--task", "recon", "--ckpt", str(tiny_ckpt), "--limit", str(LIMIT),
+                   "--out", str(out), "--steps", "2", "--no-progress"])
     assert rc == 0
     return out
 
@@ -60,6 +63,7 @@ def test_recon_writes_every_file(recon_run, tiny_ckpt):
     # The pipeline copies every pixel outside the region: the image changes less than its region does.
     assert m["mse"] < m["mse_region"] and m["psnr"] > m["psnr_region"]
     assert "lpips" not in m and "fid" not in m and len(res["notices"]) == 2  # skipped, never invented
+    assert res["perceptual_weights"] == {"lpips": None, "fid": None}
     rows = list(csv.DictReader((recon_run / "samples.csv").open()))
     assert len(rows) == res["n_samples"]
     assert all(r["target"] == r["text"] for r in rows)  # recon: the word it already holds
@@ -102,6 +106,7 @@ def test_lpips_and_fid_when_weights_present(tiny_ckpt, tmp_path, monkeypatch):
     assert rc == 0
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["notices"] == []
+    assert res["perceptual_weights"] == {"lpips": str(lp), "fid": str(tmp_path / "inception.pt")}
     assert res["metrics"]["lpips"] > 0 and np.isfinite(res["metrics"]["fid"])
 
 
@@ -119,3 +124,29 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["eval", "--limit", "0", "--out", str(tmp_path / "o"), "--ceiling-only"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def _icdar13_folder(root):
+    """Two photos in the ICDAR 2013 layout (``img_N.png`` + ``gt_img_N.txt``), words drawn at known boxes."""
+    from dreamtext.ocr import render_clean_word, system_fonts
+
+    root.mkdir()
+    font = system_fonts()[0]
+    for i, word in enumerate(["Market", "OPEN"]):
+        photo = np.full((90, 200, 3), (200, 190, 170), np.uint8)
+        photo[30:62, 40:168] = render_clean_word(word, font, (32, 128))
+        Image.fromarray(photo).save(root / f"img_{i + 1}.png")
+        (root / f"gt_img_{i + 1}.txt").write_text(f'40, 30, 168, 62, "{word}"\n')
+    return root
+
+
+def test_source_without_character_masks(tiny_ckpt, tmp_path):
+    data = _icdar13_folder(tmp_path / "icdar13")
+    rc = main(["eval", "--data", f"icdar13:{data}", "--ckpt", str(tiny_ckpt), "--out", str(tmp_path / "out"),
+               "--steps", "1", "--no-progress"])
+    assert rc == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["n_samples"] == 2 and "mask_miou" not in res["metrics"]  # ICDAR13 has no character masks
+    assert res["metrics"]["ocr_ceiling_seq_acc_ci"] == 1.0  # clean words on a plain wall: the OCR reads both
+    rows = list(csv.DictReader((tmp_path / "out" / "samples.csv").open()))
+    assert sorted(r["ocr_gt"] for r in rows) == ["Market", "OPEN"]

@@ -69,3 +69,19 @@ def test_before_after_has_three_panels_and_legend():
     assert legend.shape == (18, 200, 3)
     red_like = (np.abs(legend.astype(int) - char_colors(1)[0]).sum(-1) < 60).sum()
     assert red_like > 5  # 'a' and 'c' are drawn in colour 0
+
+
+def test_regions_overlay_restarts_the_palette_per_region():
+    from dreamtext.visualize import regions_overlay
+
+    img = np.zeros((10, 20, 3), np.uint8)
+    a = np.zeros((2, 10, 20), bool)
+    a[1, :, :5] = True
+    b = np.zeros((1, 10, 20), bool)
+    b[0, :, 15:] = True
+    out = regions_overlay(img, [a, b], alpha=1.0)
+    c = char_colors(2)
+    np.testing.assert_array_equal(out[5, 2], c[1])  # region 0, character 1
+    np.testing.assert_array_equal(out[5, 17], c[0])  # region 1, character 0
+    np.testing.assert_array_equal(out[5, 10], [0, 0, 0])
+    assert regions_overlay(img, []).shape == img.shape

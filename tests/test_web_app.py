@@ -102,8 +102,8 @@ def test_draw_boxes_outlines_each_box_and_leaves_the_rest():
 
 def test_status_markdown_escapes_user_text_and_bolds_errors():
     assert status_markdown("Error: text 'a*b_c' has [x]") == r"**Error:** text 'a\*b\_c' has \[x\]"
-    assert status_markdown("Internal error (KeyError: 'k')") == r"**Internal error** \(KeyError: 'k'\)"
-    assert status_markdown("Done: 2 boxes edited.") == "Done: 2 boxes edited."
+    assert status_markdown("Internal error (KeyError: '<k>')") == r"**Internal error** (KeyError: '\<k\>')"
+    assert status_markdown("Done: 2 boxes edited (4 steps).") == "Done: 2 boxes edited (4 steps)."
 
 
 # ----------------------------------------------------------------------------- one edit request

@@ -248,7 +248,6 @@ class SynthGenerator:
         arc = None
         if len(text) >= 3 and rng.random() < p.p_arc:
             arc = _Arc(lw, lh, rng.uniform(0.5, 1.3) * rng.choice([-1.0, 1.0]))
-        outline = np.array([[0, 0], [lw, 0], [lw, lh], [0, lh]], np.float64)
         if arc is not None:
             t = np.linspace(0, 1, 9)
             edge = np.concatenate([np.stack([t * lw, 0 * t], -1), np.stack([t * lw, 0 * t + lh], -1)])
@@ -272,10 +271,10 @@ class SynthGenerator:
         dmin, dmax = dst.min(0), dst.max(0)
         tw, th = dmax - dmin
         # Scene: some context around the word (the model-ready window crops to it).
-        canvas_h = int(np.ceil(th * rng.uniform(1.5, 2.6))) + 4
+        canvas_h = int(np.ceil(th * rng.uniform(1.3, 2.2))) + 4
         # At least about as wide as the model's 4:1 window around the word, so the window rarely
         # runs off the scene into replicated borders.
-        canvas_w = int(np.ceil(max(tw * rng.uniform(1.15, 1.7), canvas_h * rng.uniform(2.8, 4.2)))) + 4
+        canvas_w = int(np.ceil(max(tw * rng.uniform(1.1, 1.6), canvas_h * rng.uniform(2.4, 3.6)))) + 4
         ox = rng.uniform(2, canvas_w - tw - 2) - dmin[0]
         oy = rng.uniform(2, canvas_h - th - 2) - dmin[1]
         dst = dst + [ox, oy]
@@ -316,7 +315,7 @@ class SynthGenerator:
         if rng.random() < 0.25:  # harmonise: take the hue of a scene pixel, keep the contrasting lightness
             px = bg[int(rng.integers(canvas_h)), int(rng.integers(canvas_w))].astype(np.float32) / 255.0
             hh, _, ss = colorsys.rgb_to_hls(*px)
-            ll, _, _ = colorsys.rgb_to_hls(*(colour / 255.0)) if False else (colorsys.rgb_to_hls(*(colour / 255.0))[1], 0, 0)
+            ll = colorsys.rgb_to_hls(*(colour / 255.0))[1]
             colour = np.array(colorsys.hls_to_rgb(hh, ll, ss), np.float32) * 255.0
         fill = colour
         if rng.random() < p.p_gradient:  # ink colour drifting across the word

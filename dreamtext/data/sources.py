@@ -80,6 +80,8 @@ def open_source(spec: str, cfg, split: str = "train", seed: int = 0, strict: boo
         raise DatasetError(f"data source must be a string such as 'synth' or 'shards:DIR', got {spec!r}")
     kind, _, arg = spec.partition(":")
     if kind == "synth":
+        if arg and not (arg.isdigit() and int(arg) > 0):
+            raise DatasetError(f"'synth:N' needs a positive record count N, got {arg!r}")
         return SynthSource(cfg, seed=seed, num=int(arg) if arg else None, split=split)
     if kind == "bench":
         return bench_source(cfg)
@@ -162,9 +164,12 @@ class ModelSampleDataset(_torch_iterable_base()):
     def __iter__(self):
         from .transforms import make_model_sample
 
-        import cv2
+        from torch.utils.data import get_worker_info
 
-        cv2.setNumThreads(1)  # parallelism comes from the workers
+        if get_worker_info() is not None:
+            import cv2
+
+            cv2.setNumThreads(1)  # inside a DataLoader worker: parallelism comes from the workers
         for rec in self.records():
             problem = text_problem(rec.text, self.cfg.max_len)
             if problem:
