@@ -412,40 +412,47 @@ def pipeline_edit_fn(ckpt: str | None) -> tuple[EditFn, int, dict[str, Any]]:
 
 def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn | None = None,
           max_len: int | None = None, defaults: dict[str, Any] | None = None,
-          ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
+          stop: threading.Event | None = None) -> None:
     """Serve the page until SIGINT/SIGTERM (or ``stop`` is set); remove the temp folder after.
 
-    Gradio's upload cache is pointed into the temp folder through
+    The model is loaded first (a bad ``ckpt`` fails before anything is
+    created). Gradio's upload cache is pointed into the temp folder through
     ``GRADIO_TEMP_DIR``, which Gradio reads when it is imported, so this must
-    run before anything imports ``gradio`` in this process.
+    run before anything imports ``gradio`` in this process; the environment is
+    restored on return.
     """
+    from .errors import ConfigError
+
     if "gradio" in sys.modules:
         raise RuntimeError("serve() must run before gradio is imported (GRADIO_TEMP_DIR is read at import)")
+    if edit_fn is None:
+        edit_fn, max_len, defaults = pipeline_edit_fn(ckpt)
     if settings.host not in LOOPBACK_HOSTS:
         print(f"warning: serving on {settings.host}: anyone who can reach this address can use the page",
               file=sys.stderr)
     temp = Path(tempfile.mkdtemp(prefix="dreamtext-serve-"))
-    os.environ["GRADIO_TEMP_DIR"] = str(temp / "gradio")
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no network calls home
+    env = {"GRADIO_TEMP_DIR": str(temp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}  # no calls home
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signals can only be caught there
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     demo = None
     try:
-        if edit_fn is None:
-            edit_fn, max_len, defaults = pipeline_edit_fn(ckpt)
         service = EditService(edit_fn, max_len=max_len or 12, settings=settings, results_dir=temp / "results",
                               defaults=defaults)
         demo, theme = build_app(service)
-        demo.launch(server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
-                    max_file_size=settings.max_upload_bytes, footer_links=[], run_history=False,
-                    enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, share=False,
-                    allowed_paths=[str(temp / "results")], theme=theme)
+        try:
+            demo.launch(server_name=settings.host, server_port=settings.port, prevent_thread_lock=True,
+                        quiet=True, max_file_size=settings.max_upload_bytes, footer_links=[], run_history=False,
+                        enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, share=False,
+                        allowed_paths=[str(temp / "results")], theme=theme)
+        except OSError as e:  # Gradio's "Cannot find empty port" and bind errors
+            reason = str(e).split(". ")[0]  # Gradio's advice that follows names its own env variables
+            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from None
         url = f"http://{settings.host}:{settings.port}/"
         print(f"dreamtext serve: the page is at {url} (Ctrl+C stops it)", flush=True)
-        if ready is not None:
-            ready(url)
         while not stop.wait(0.5):
             pass
     finally:
@@ -455,6 +462,11 @@ def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn |
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(temp, ignore_errors=True)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         print("dreamtext serve: stopped; temporary files removed", flush=True)
 
 

@@ -288,7 +288,8 @@ def _coerce(tp, value, key: str):
 def tiny() -> DreamTextConfig:
     """The shipped model: pixel space, 32×128 crops, a few million parameters (DESIGN §9)."""
     cfg = DreamTextConfig(preset="tiny")
-    cfg.loss.s_min = 8  # maps at 32×128 and 16×64 (the 8×32 bottleneck carries no cross-attention)
+    # §3 maps at 32×128 and 16×64; the mid block's 8×32 cross-attention map (a character ≈ 2-3 cells wide) is left out.
+    cfg.loss.s_min = 16
     cfg.data.min_word_area_frac = 0.35
     cfg.data.context_scale = 1.15
     return cfg

@@ -95,7 +95,6 @@ def load_sd2_unet(cfg: DreamTextConfig, path: str | Path):
 
     unet_dir = _require(Path(path) / "unet", "the unet/ folder")
     config = _read_json(unet_dir / "config.json")
-    state = _read_safetensors(unet_dir / "diffusion_pytorch_model.safetensors")
     base_in = int(config.get("in_channels", 0))
     if base_in not in (cfg.unet_in_channels, cfg.unet_in_channels - int(cfg.glyph_prior)):
         raise CheckpointError(f"{str(unet_dir / 'config.json')!r}: in_channels={base_in}, but this config needs "
@@ -104,6 +103,7 @@ def load_sd2_unet(cfg: DreamTextConfig, path: str | Path):
     if int(config.get("out_channels", -1)) != cfg.latent_channels:
         raise CheckpointError(f"{str(unet_dir / 'config.json')!r}: out_channels={config.get('out_channels')}, "
                               f"expected latent_channels={cfg.latent_channels}")
+    state = _read_safetensors(unet_dir / "diffusion_pytorch_model.safetensors")
     config = {k: v for k, v in config.items() if not k.startswith("_")}
     config["cross_attention_dim"] = cfg.text.dim
     config["in_channels"] = cfg.unet_in_channels

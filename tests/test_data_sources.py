@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from dreamtext.config import test as tiny_test_cfg
 from dreamtext.config import tiny
-from dreamtext.data.sources import BENCH_SIZE, ModelSampleDataset, make_dataloader, open_source
+from dreamtext.data.sources import BENCH_SEED, BENCH_SIZE, ModelSampleDataset, make_dataloader, open_source
 from dreamtext.data.words import english_words
 from dreamtext.errors import DatasetError
 
@@ -23,6 +23,7 @@ def test_bench_is_fixed_and_held_out():
     a, b = open_source("bench", cfg), open_source("bench", cfg)
     assert len(a) == BENCH_SIZE >= 500
     ra, rb = list(itertools.islice(iter(a), 6)), list(itertools.islice(iter(b), 6))
+    assert [r.key for r in ra] == [f"bench-{BENCH_SEED}-{i}" for i in range(6)] and ra[0].source == "bench"
     for x, y in zip(ra, rb):
         assert x.text == y.text and x.key == y.key
         np.testing.assert_array_equal(x.image, y.image)

@@ -151,8 +151,8 @@ def test_same_seed_gives_the_same_result(tiny_pipeline, tmp_path):
     photo = load_upload(make_photo(tmp_path / "photo.png"), ServeSettings())
     service = _service(tiny_pipeline, tmp_path)
     spec = format_region(SIGN_BOX, "OPEN")
-    a = service.run(photo, spec, steps=2, guidance=3.0, sampler="euler", seed=5)
-    b = service.run(photo, spec, steps=2, guidance=3.0, sampler="euler", seed=5)
+    a = service.run(photo, spec, steps=1, guidance=3.0, sampler="euler", seed=5)
+    b = service.run(photo, spec, steps=1, guidance=3.0, sampler="euler", seed=5)
     assert a.ok and b.ok
     np.testing.assert_array_equal(a.image, b.image)
 
@@ -208,3 +208,29 @@ def test_requests_from_several_threads_run_one_at_a_time(tmp_path):
     for t in threads:
         t.join()
     assert overlaps == [1, 1, 1, 1]
+
+
+# ----------------------------------------------------------------------------- the command
+
+def test_serve_command_defaults_to_loopback_and_takes_the_limits():
+    from dreamtext.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.ckpt, args.max_upload_mb, args.max_side) == \
+        ("127.0.0.1", 7860, None, 10.0, 4096)
+    args = build_parser().parse_args(["serve", "--port", "8000", "--ckpt", "runs/x", "--max-upload-mb", "2.5",
+                                      "--max-side", "1024"])
+    assert (args.port, args.ckpt, args.max_upload_mb, args.max_side) == (8000, "runs/x", 2.5, 1024)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["serve", "--port", "70000"], "--port must be in 1..65535"),
+    (["serve", "--max-upload-mb", "0"], "--max-upload-mb must be > 0"),
+    (["serve", "--ckpt", "/nonexistent/ckpt"], "checkpoint '/nonexistent/ckpt' does not exist"),
+])
+def test_serve_command_reports_bad_options_in_one_line(argv, words, capsys):
+    from dreamtext.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dreamtext serve: error: ") and words in err and "Traceback" not in err

@@ -32,12 +32,12 @@ from _web_fixtures import (PHOTO_WH, REPO, SIGN_BOX, ServerProcess, free_port, m
 
 from dreamtext.app import format_region  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("DREAMTEXT_CHROMIUM", "/usr/bin/chromium")  # Debian's; no downloaded browser
 MAX_UPLOAD_MB = 0.5  # the server's limits in these tests (set with serve's options)
 MAX_SIDE = 1000
 ARTIFACTS = Path(os.environ.get("DREAMTEXT_ARTIFACTS", REPO / "out" / "test-artifacts")) / "web"
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)  # includes the server start on the first test
 
 
 def _browser_missing() -> str | None:
@@ -242,7 +242,7 @@ def _client(url: str):
     return Client(url, verbose=False, download_files=False, analytics_enabled=False)
 
 
-def test_second_request_waits_in_the_queue_and_both_finish(server, tmp_path):
+def test_progress_is_shown_and_a_second_request_waits_in_the_queue(server, tmp_path):
     from gradio_client import handle_file
     from gradio_client.utils import Status
 
@@ -260,10 +260,13 @@ def test_second_request_waits_in_the_queue_and_both_finish(server, tmp_path):
         time.sleep(0.02)
     assert first.status().code in running
     second = users[1].submit(spec, 2, 3.0, "ddim", 1, api_name="/edit")
-    seen = set()
+    seen, progress = set(), []
     while not first.done():
         seen.add(second.status().code)
+        progress += first.status().progress_data or []
         time.sleep(0.02)
+    # The sampler's tqdm bar reached the page as a progress bar counting the 16 steps.
+    assert any(p.desc == "sampling" and p.length == 16 for p in progress), progress
     # While the first ran, the second waited in the queue: not running beside it, not dropped.
     assert Status.IN_QUEUE in seen and not seen & set(running), seen
     results = [first.result(timeout=60), second.result(timeout=60)]

@@ -135,7 +135,8 @@ def glyph_sizes(params: "SynthParams") -> list[int]:
 def warm_glyph_cache(params: "SynthParams | None" = None, chars: str | None = None) -> int:
     """Render every (font, size, character) glyph once, as a long run's cache holds them; returns the count.
 
-    Costs a few seconds; used by the throughput benchmark to time the steady state.
+    37k glyphs (~20 MB) for the default fonts and sizes; ~10-30 s of CPU. Used by the throughput
+    benchmark to time the steady state a long run reaches.
     """
     from ..charset import CHARSET
 
@@ -213,7 +214,7 @@ def _order_quad(pts: np.ndarray, direction: np.ndarray) -> np.ndarray:
 class SynthGenerator:
     """Deterministic synthetic scene-text records: ``sample(index)`` depends only on ``(seed, index)``."""
 
-    def __init__(self, cfg_or_params=None, seed: int = 0):
+    def __init__(self, cfg_or_params=None, seed: int = 0, source: str = "synth"):
         if cfg_or_params is None:
             params = SynthParams()
         elif isinstance(cfg_or_params, SynthParams):
@@ -222,6 +223,7 @@ class SynthGenerator:
             params = SynthParams.from_config(cfg_or_params)
         self.params = params
         self.seed = int(seed)
+        self.source = source  # the records' ``source``; keys are ``{source}-{seed}-{index}``
         self.fonts = list_fonts()
 
     def __iter__(self):
@@ -368,4 +370,4 @@ class SynthGenerator:
             direction = char_quads[-1].mean(0) - char_quads[0].mean(0) if n > 1 else (H[:2, 0])
             word_quad = _order_quad(cv2.boxPoints(rect).astype(np.float64), np.asarray(direction, np.float64))
         return TextRecord(image=image, text=text, word_quad=word_quad, char_quads=char_quads,
-                          char_masks=char_masks, source="synth", key=f"synth-{self.seed}-{index}")
+                          char_masks=char_masks, source=self.source, key=f"{self.source}-{self.seed}-{index}")

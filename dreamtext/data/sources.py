@@ -39,10 +39,9 @@ SOURCE_KINDS = ("synth", "bench", "shards", "synthtext", "textseg", "icdar13", "
 class SynthSource:
     """The generator as a source: endless (``num=None``) or its first ``num`` records."""
 
-    name = "synth"
-
-    def __init__(self, cfg, seed: int = 0, num: int | None = None, split: str = "train"):
-        self.generator = SynthGenerator(SynthParams.from_config(cfg, split=split), seed)
+    def __init__(self, cfg, seed: int = 0, num: int | None = None, split: str = "train", name: str = "synth"):
+        self.name = name
+        self.generator = SynthGenerator(SynthParams.from_config(cfg, split=split), seed, source=name)
         self.num = num
         self.finite = num is not None
         self.skipped = SkipLog(self.name)
@@ -69,9 +68,7 @@ class SynthSource:
 
 def bench_source(cfg) -> SynthSource:
     """The fixed benchmark split (held-out words, own seed)."""
-    src = SynthSource(cfg, seed=BENCH_SEED, num=BENCH_SIZE, split="bench")
-    src.name = "bench"
-    return src
+    return SynthSource(cfg, seed=BENCH_SEED, num=BENCH_SIZE, split="bench", name="bench")
 
 
 def open_source(spec: str, cfg, split: str = "train", seed: int = 0, strict: bool = False):
