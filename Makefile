@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 # The web page's extras (Gradio; Playwright, which drives Debian's Chromium: it
 # downloads no browser of its own) and Debian's headless Chromium, so the browser
-# tests (tests/test_web_browser.py) run wherever `make test` runs.
+# tests (tests/test_web_server.py) run wherever `make test` runs.
 WEB_STAMP := $(VENV)/.web-installed
 
 $(WEB_STAMP): pyproject.toml $(STAMP)

@@ -47,7 +47,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .charset import validate_text
-from .errors import DreamTextError, ImageError, RegionError
+from .errors import ConfigError, DreamTextError, ImageError, RegionError
 
 SAMPLERS = ("ddim", "euler", "dpm++")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -66,6 +66,9 @@ class ServeSettings:
     max_steps: int = 200  # upper end of the steps slider (and of accepted values)
     max_queue: int = 16  # waiting requests beyond this are refused with a message
     keep_results_s: float = 3600.0  # downloadable results older than this are deleted
+    # Browser sessions whose photo is kept in memory (up to max_side² × 3 bytes each); the
+    # oldest are forgotten beyond this, and their next Edit asks for the photo again.
+    max_sessions: int = 32
 
     @property
     def max_upload_bytes(self) -> int:
@@ -156,15 +159,15 @@ def draw_boxes(image: np.ndarray, quads: list[np.ndarray], texts: list[str],
 
     ``pending`` is a first corner clicked but not yet completed, drawn as a cross.
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
-    from .visualize import _font, char_colors
+    from .visualize import char_colors
 
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     line_w = max(2, round(max(image.shape[:2]) / 300))
     colors = char_colors(max(1, len(quads)))
-    font = _font(max(10, 6 * line_w))
+    font = ImageFont.load_default(size=max(10, 6 * line_w))  # Pillow's bundled scalable font
     for i, (quad, text) in enumerate(zip(quads, texts)):
         color = tuple(int(c) for c in colors[i])
         draw.polygon([tuple(p) for p in quad.tolist()], outline=color, width=line_w)
@@ -421,8 +424,6 @@ def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn |
     run before anything imports ``gradio`` in this process; the environment is
     restored on return.
     """
-    from .errors import ConfigError
-
     if "gradio" in sys.modules:
         raise RuntimeError("serve() must run before gradio is imported (GRADIO_TEMP_DIR is read at import)")
     if edit_fn is None:
@@ -447,7 +448,8 @@ def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn |
             demo.launch(server_name=settings.host, server_port=settings.port, prevent_thread_lock=True,
                         quiet=True, max_file_size=settings.max_upload_bytes, footer_links=[], run_history=False,
                         enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, share=False,
-                        allowed_paths=[str(temp / "results")], theme=theme)
+                        allowed_paths=[str(temp / "results")], theme=theme,
+                        state_session_capacity=settings.max_sessions)
         except OSError as e:  # Gradio's "Cannot find empty port" and bind errors
             reason = str(e).split(". ")[0]  # Gradio's advice that follows names its own env variables
             raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from None

@@ -32,12 +32,12 @@ class DreamTextModel(nn.Module):
         checkpoint will overwrite them anyway; the VAE is still read from the base directory)."""
         super().__init__()
         self.cfg = cfg
+        if cfg.latent and not cfg.unet.base_path:
+            raise ConfigError("the latent (sd2) preset needs unet.base_path: a local diffusers-format "
+                              "SD2-inpainting directory with unet/, vae/ and scheduler/")
         self.text_encoder = TextEncoder(cfg)
         self.vae = None
         if cfg.latent:
-            if not cfg.unet.base_path:
-                raise ConfigError("the latent (sd2) preset needs unet.base_path: a local diffusers-format "
-                                  "SD2-inpainting directory with unet/, vae/ and scheduler/")
             if load_base:
                 self.unet = load_sd2_unet(cfg, cfg.unet.base_path)
             else:
