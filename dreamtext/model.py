@@ -38,18 +38,7 @@ class DreamTextModel(nn.Module):
         self.text_encoder = TextEncoder(cfg)
         self.vae = None
         if cfg.latent:
-            if load_base:
-                self.unet = load_sd2_unet(cfg, cfg.unet.base_path)
-            else:
-                from diffusers import UNet2DConditionModel
-
-                from .unet import _read_json
-                from pathlib import Path
-
-                config = {k: v for k, v in _read_json(Path(cfg.unet.base_path) / "unet" / "config.json").items()
-                          if not k.startswith("_")}
-                config.update(cross_attention_dim=cfg.text.dim, in_channels=cfg.unet_in_channels)
-                self.unet = UNet2DConditionModel.from_config(config)
+            self.unet = load_sd2_unet(cfg, cfg.unet.base_path, load_weights=load_base)
             self.vae = load_vae(cfg.unet.base_path)
             self.latent_scale = float(getattr(self.vae.config, "scaling_factor", 0.18215))
         else:
@@ -142,8 +131,10 @@ class DreamTextModel(nn.Module):
 
         unet.trainable: "all", or "char_attn" (every attn2.* and norm2.*, plus conv_in when the glyph prior
         adds its channel to a pretrained UNet). text.train_during_diffusion: "all", "none", or "last:N"
-        (ψ's last N transformer layers, its final norm, the heads H_l/H_pos/H_t/H_v and the temperature;
-        the ViT trunk ξ stays frozen). The VAE never trains.
+        (ψ's last N transformer layers, its final norm, the heads H_l/H_t/H_v and the temperature;
+        the ViT trunk ξ stays frozen). The VAE never trains, nor does anything the objective does not use
+        (H_pos; τ unless loss.align_form=infonce; the encoder heads and ξ when loss.beta=0), so that every
+        trainable parameter gets a gradient every step (DDP without find_unused_parameters).
         """
         self.requires_grad_(False)
         mode = self.cfg.unet.trainable
@@ -171,6 +162,14 @@ class DreamTextModel(nn.Module):
             te.logit_scale.requires_grad_(True)
         else:
             raise ConfigError(f"text.train_during_diffusion must be 'all', 'none' or 'last:N', got {spec!r}")
+        # Parameters the diffusion objective never touches stay frozen, so DDP needs no find_unused_parameters:
+        # H_pos (pre-training only), τ (only the InfoNCE form of L_align), and with β = 0 every encoder head.
+        te.pos_head.requires_grad_(False)
+        if self.cfg.loss.align_form != "infonce" or self.cfg.loss.beta == 0:
+            te.logit_scale.requires_grad_(False)
+        if self.cfg.loss.beta == 0:
+            for m in (te.char_head, te.text_proj, te.visual, te.image_proj):
+                m.requires_grad_(False)
         return [p for p in self.parameters() if p.requires_grad]
 
 

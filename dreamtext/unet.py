@@ -89,8 +89,11 @@ def is_char_attn_param(name: str) -> bool:
     return ".attn2." in name or ".norm2." in name
 
 
-def load_sd2_unet(cfg: DreamTextConfig, path: str | Path):
-    """The base UNet of ``path/unet`` with character cross-attention swapped in (see the module docstring)."""
+def load_sd2_unet(cfg: DreamTextConfig, path: str | Path, load_weights: bool = True):
+    """The base UNet of ``path/unet`` with character cross-attention swapped in (see the module docstring).
+
+    ``load_weights=False``: only the architecture (a checkpoint will overwrite every weight anyway).
+    """
     from diffusers import UNet2DConditionModel
 
     unet_dir = _require(Path(path) / "unet", "the unet/ folder")
@@ -103,7 +106,6 @@ def load_sd2_unet(cfg: DreamTextConfig, path: str | Path):
     if int(config.get("out_channels", -1)) != cfg.latent_channels:
         raise CheckpointError(f"{str(unet_dir / 'config.json')!r}: out_channels={config.get('out_channels')}, "
                               f"expected latent_channels={cfg.latent_channels}")
-    state = _read_safetensors(unet_dir / "diffusion_pytorch_model.safetensors")
     config = {k: v for k, v in config.items() if not k.startswith("_")}
     config["cross_attention_dim"] = cfg.text.dim
     config["in_channels"] = cfg.unet_in_channels
@@ -112,6 +114,9 @@ def load_sd2_unet(cfg: DreamTextConfig, path: str | Path):
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{str(unet_dir / 'config.json')!r} does not describe a UNet2DConditionModel: {e}") \
             from None
+    if not load_weights:
+        return unet
+    state = _read_safetensors(unet_dir / "diffusion_pytorch_model.safetensors")
 
     own = unet.state_dict()
     keep = {}

@@ -181,3 +181,16 @@ def test_overfitting_one_batch_drives_the_loss_down():
     assert last["id"] < 0.5 * first["id"]
     assert last["attn"] < first["attn"]
     print(f"60 overfitting steps: {time.perf_counter() - t0:.1f} s; {first} → {last}")
+
+
+@pytest.mark.parametrize("overrides", [{}, {"loss.align_form": "infonce"}, {"loss.beta": 0.0},
+                                       {"unet.trainable": "char_attn", "text.train_during_diffusion": "last:1"}])
+def test_every_trainable_parameter_gets_a_gradient(overrides):
+    """What DDP needs without find_unused_parameters: no trainable parameter is left out of the objective."""
+    torch.manual_seed(0)
+    cfg = tiny_test_cfg(**{"loss.cond_dropout": 0.0, **overrides})
+    model = DreamTextModel(cfg)
+    trainable = model.trainable_parameters()
+    TrainingObjective(model, cfg)(make_batch(cfg, TEXTS), step=0)["total"].backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert trainable and unused == []

@@ -159,3 +159,21 @@ def test_broken_directories_raise_checkpoint_errors(tmp_path, sd2_dir):
     cfg_json.write_text(cfg_json.read_text().replace('"in_channels": 9', '"in_channels": 4'))
     with pytest.raises(CheckpointError, match="in_channels=4"):
         load_sd2_unet(cfg, broken)
+
+
+def test_sd2_checkpoint_round_trip(tmp_path, sd2_dir):
+    from dreamtext.checkpoint import load_model, save_checkpoint
+
+    cfg = sd2_cfg(sd2_dir)
+    torch.manual_seed(1)
+    model = DreamTextModel(cfg).eval()
+    with torch.no_grad():  # make the swapped-in attention matter, so the round trip is not trivially equal
+        for name, p in model.unet.named_parameters():
+            if ".attn2.to_out" in name:
+                p.normal_(0, 0.05)
+    save_checkpoint(tmp_path / "ck", cfg, {"model": model.state_dict()}, {"step": 0})
+    loaded, _ = load_model(tmp_path / "ck")
+    batch = make_batch(cfg, ["Hello", "ab"])
+    z, t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([5, 500])
+    with torch.no_grad():
+        assert torch.equal(loaded(z, t, loaded.make_cond(batch)), model(z, t, model.make_cond(batch)))
