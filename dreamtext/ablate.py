@@ -130,7 +130,8 @@ def _write_table(out: Path, settings: AblationSettings, entries: list[dict]) -> 
 
     header = (f"# Ablation: preset `{settings.preset}`, {settings.steps} training steps per variant, "
               f"k_gt = {settings.k_gt_steps()}, {settings.task} on `{settings.eval_data}` "
-              f"({'all' if settings.eval_limit is None else settings.eval_limit} samples), seed {settings.seed}")
+              f"({'all' if settings.eval_limit is None else settings.eval_limit} samples), seed {settings.seed}"
+              + (f"; every variant also: `{' '.join(settings.overrides)}`" if settings.overrides else ""))
     atomic_write_text(out / "ablation.md", ablation_markdown(entries, header))
     atomic_write_text(out / "ablation.json", json.dumps({"settings": dataclasses.asdict(settings),
                                                          "variants": entries}, indent=2, default=str) + "\n")
