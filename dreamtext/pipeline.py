@@ -324,11 +324,19 @@ class DreamTextPipeline:
         model, cfg = load_model(path, use_ema=use_ema)
         return cls(model, cfg, device=device)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` (atomically); the directory reloads alone."""
+    def save_pretrained(self, directory: str | Path, *, half: bool = False) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` (atomically); the directory reloads alone.
+
+        ``half``: store floating-point weights as float16 (half the size; loading casts them back
+        to the model's float32), as the model shipped inside the package is stored.
+        """
         from .checkpoint import save_checkpoint
 
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        def stored(v: torch.Tensor) -> torch.Tensor:
+            v = v.detach().cpu()
+            return (v.half() if half and v.is_floating_point() else v).contiguous()
+
+        state = {k: stored(v) for k, v in self.model.state_dict().items()}
         save_checkpoint(directory, self.cfg, {"model": state}, {"kind": "pipeline"})
         return Path(directory)
 

@@ -172,3 +172,23 @@ def test_region_containers(pipe):
     c = pipe.edit(img, BOX, "ab", steps=1)  # one region, given flat, and a bare string
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
     assert len(c.regions) == 1 and c.regions[0].text == "ab"
+
+
+def test_half_export_halves_the_file_and_reloads_close(pipe, pipe_dir, tmp_path):
+    from safetensors import safe_open
+
+    from dreamtext.cli import main
+
+    assert main(["export", str(pipe_dir), "--out", str(tmp_path / "half"), "--half"]) == 0
+    full = (pipe_dir / "model.safetensors").stat().st_size
+    half = (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert half < 0.6 * full
+    with safe_open(tmp_path / "half" / "model.safetensors", "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+    assert "F32" not in dtypes and "F16" in dtypes
+    again = DreamTextPipeline.from_pretrained(tmp_path / "half")
+    a, b = pipe.model.state_dict(), again.model.state_dict()
+    for k in a:
+        assert b[k].dtype == a[k].dtype  # loading casts back to the model's dtype
+        if a[k].is_floating_point():
+            torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-4)

@@ -1,0 +1,26 @@
+"""``dreamtext export``: a training run or checkpoint → a self-contained pipeline directory."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a checkpoint's (EMA) weights as a pipeline directory",
+                       description="Load a run, checkpoint or pipeline directory (EMA weights when present) and "
+                                   "write model.safetensors + config.json to OUT, which from_pretrained and "
+                                   "--ckpt then read on their own.")
+    p.add_argument("ckpt", help="run, checkpoint or pipeline directory")
+    p.add_argument("--out", required=True, help="the pipeline directory to write (replaced atomically)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA weights")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import DreamTextPipeline
+
+    pipe = DreamTextPipeline.from_pretrained(args.ckpt, use_ema=not args.no_ema)
+    out = pipe.save_pretrained(args.out, half=args.half)
+    print(f"wrote {out} (preset {pipe.cfg.preset}, glyph_prior={pipe.cfg.glyph_prior})")
+    return 0
