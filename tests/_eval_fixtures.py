@@ -40,13 +40,3 @@ def save_pool_features(path) -> None:
         torch.jit.script(PoolFeatures()).save(str(path))
 
 
-def one_torch_thread():
-    """Generator fixture body: one intra-op thread for the test's duration, then the previous count.
-
-    Test-preset models gain nothing from a second thread, and on this shared 2-core machine
-    under load a 2-thread pool is ~8× slower (measured: 18.7 s vs 2.4 s for a 2-sample eval).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -7,7 +7,6 @@ layout is the collated ``make_model_sample`` dict of docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from dreamtext.charset import encode_batch
@@ -57,12 +56,3 @@ def make_batch(cfg: DreamTextConfig, texts: list[str], seed: int = 0) -> dict:
         batch["glyph"] = char_masks.amax(dim=1, keepdim=True)
     return batch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on this shared 2-core machine two OpenMP threads spin against other processes and
-    make these tiny models ~10× slower. Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -31,12 +31,3 @@ def photo(h: int = 72, w: int = 160, seed: int = 0) -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
-class one_thread:
-    """Context manager: torch on one thread (the machine is 2 shared cores; tiny models gain nothing from more)."""
-
-    def __enter__(self):
-        self.n = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.n)

@@ -8,10 +8,6 @@ from dreamtext.ablate import VARIANTS, AblationSettings, run_ablation, variant_o
 from dreamtext.cli import main
 from dreamtext.errors import ConfigError
 
-from _eval_fixtures import one_torch_thread  # noqa: E402
-
-_one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
-
 
 def test_variant_overrides_and_k_gt(tmp_path):
     s = AblationSettings(steps=700, overrides=["train.lr=1e-4"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _model_fixtures import make_batch, one_torch_thread, tiny_test_cfg  # noqa: E402,F401
+from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
 from dreamtext.checkpoint import latest_checkpoint, load_model, read_tensors, save_checkpoint  # noqa: E402
 from dreamtext.errors import CheckpointError  # noqa: E402

@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _pipeline_fixtures import one_thread, photo, save_random_pipeline
+from _pipeline_fixtures import photo, save_random_pipeline
 from dreamtext.cli import main
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

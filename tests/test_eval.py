@@ -12,9 +12,8 @@ from dreamtext import metrics
 from dreamtext.cli import main
 from dreamtext.config import load_config
 
-from _eval_fixtures import one_torch_thread, random_lpips_weights, save_pool_features  # noqa: E402
+from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
 
-_one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 LIMIT = 3
 

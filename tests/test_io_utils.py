@@ -1,6 +1,5 @@
 """Atomic writes and the image reader every entry point uses."""
 
-import io
 import os
 
 import numpy as np

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _model_fixtures import make_batch, one_torch_thread, tiny_test_cfg  # noqa: E402,F401
+from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
 from dreamtext.char_masks import predict_char_masks  # noqa: E402
 from dreamtext.diffusion import NoiseProcess  # noqa: E402

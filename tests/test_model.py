@@ -7,7 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _model_fixtures import make_batch, one_torch_thread, tiny_test_cfg  # noqa: E402,F401
+from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
 from dreamtext.config import load_config  # noqa: E402
 from dreamtext.diffusion import NoiseProcess, make_scheduler  # noqa: E402

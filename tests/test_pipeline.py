@@ -12,18 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from _pipeline_fixtures import one_thread, photo, save_random_pipeline
+from _pipeline_fixtures import photo, save_random_pipeline
 from dreamtext.errors import CheckpointError, ConfigError, ImageError, RegionError, TextError
 from dreamtext.pipeline import DreamTextPipeline, region_support
 
 BOX = (20, 10, 100, 34)
 QUAD = [[90, 40], [150, 48], [148, 66], [88, 58]]  # tilted ~8°: rotated upright in the pipeline
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,6 @@ QUICK = ["pretrain.steps=50", "pretrain.batch_size=16", "pretrain.lr=3e-3", "pre
          "pretrain.log_every=10", "pretrain.eval_batches=4", "pretrain.vocab=16"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine, OpenMP threads spin-wait and a step gets several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_rendered_words_are_deterministic_crops():
     cfg = load_config("test")
     ds = RenderedWords(cfg, seed=3)

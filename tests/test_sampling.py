@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from _pipeline_fixtures import one_thread
 from dreamtext.charset import encode_batch
 from dreamtext.config import load_config
 from dreamtext.diffusion import make_scheduler
@@ -12,12 +11,6 @@ from dreamtext.model import DreamTextModel
 from dreamtext.sampling import sample, sample_with_attention, uncond_twin
 
 TEXTS = ["abc", "Hello"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _model_fixtures import make_batch, one_torch_thread  # noqa: E402,F401
+from _model_fixtures import make_batch  # noqa: E402,F401
 
 from dreamtext.config import load_config  # noqa: E402
 from dreamtext.errors import CheckpointError  # noqa: E402

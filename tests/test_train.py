@@ -20,15 +20,6 @@ from dreamtext.train_utils import NonFiniteLossError, lr_at, read_metrics
 BASE = ["train.batch_size=2", "train.log_every=1", "train.sample_every=0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine, OpenMP threads spin-wait and a step gets several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One 4-step run through the CLI: checkpoints every 2 steps (keep 1), a sample grid at step 4."""

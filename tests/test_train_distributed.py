@@ -6,23 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-
 from dreamtext.config import load_config
 from dreamtext.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["train.max_steps=1", "train.batch_size=2", "train.ckpt_every=0", "train.sample_every=0", "train.log_every=1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine, OpenMP threads spin-wait and a step gets several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _free_port() -> int:
