@@ -80,17 +80,13 @@ class ICDAR13Reader(IndexedSource):
         if text == "###":
             self.skipped.skip("illegible word (###)", where)
             return None
-        problem = text_problem(text, self.max_len)
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(text_problem(text, self.max_len), where):
             return None
         image = self._image(img_path)
         if image is None:
             return None
         # ICDAR13 boxes are inclusive pixel indices: the box covers [l, r + 1) × [t, b + 1).
         quad = np.array([[l, t], [r + 1, t], [r + 1, b + 1], [l, b + 1]], np.float32)
-        problem = quad_problem(quad, image.shape[:2], tol=0.0)
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(quad_problem(quad, image.shape[:2], tol=0.0), where):
             return None
         return TextRecord(image=image, text=text, word_quad=quad, source=self.name, key=f"{img_path.name}#{ln}")

@@ -41,6 +41,13 @@ class SkipLog:
             raise DatasetError(f"{where}: {reason}")
         self.note(reason, where)
 
+    def skip_if(self, problem: str | None, where: str) -> bool:
+        """``skip(problem, where)`` when a check found a problem; True when the record is to be dropped."""
+        if problem:
+            self.skip(problem, where)
+            return True
+        return False
+
     def note(self, reason: str, where: str) -> None:
         """Count a record that was kept in a degraded form (never raises)."""
         if reason not in self.counts:

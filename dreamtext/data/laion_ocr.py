@@ -138,17 +138,13 @@ class LaionOCRReader(IndexedSource):
     def load(self, i: int) -> TextRecord | None:
         folder, ln, text, quad = self.entries[i]
         where = f"{folder / 'ocr.txt'}: line {ln} {text!r}"
-        problem = text_problem(text, self.max_len)
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(text_problem(text, self.max_len), where):
             return None
         got = self._folder(folder)
         if got is None:
             return None
         image, seg = got
-        problem = quad_problem(quad, image.shape[:2])
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(quad_problem(quad, image.shape[:2]), where):
             return None
         masks = quads = None
         if seg is None:

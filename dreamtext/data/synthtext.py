@@ -102,16 +102,12 @@ class SynthTextReader(IndexedSource):
     def load(self, k: int) -> TextRecord | None:
         i, w, word, wq, cq = self.entries[k]
         where = f"{self.path}: image {i} ({self.images[i]}) word {w} {word!r}"
-        problem = text_problem(word, self.max_len)
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(text_problem(word, self.max_len), where):
             return None
         image = self._image(i)
         if image is None:
             return None
-        problem = quad_problem(wq, image.shape[:2])
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(quad_problem(wq, image.shape[:2]), where):
             return None
         return TextRecord(image=image, text=word, word_quad=wq, char_quads=cq, char_masks=None,
                           source=self.name, key=f"{self.images[i]}#{w}")

@@ -96,9 +96,7 @@ class TextSegReader(IndexedSource):
         if "#" in text:
             self.skipped.skip("illegible word (#)", where)
             return None
-        problem = text_problem(text, self.max_len)
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(text_problem(text, self.max_len), where):
             return None
         if len(chars) != len(text):
             self.skipped.skip("character count differs from the text", f"{where}: {len(chars)} chars annotated")
@@ -107,9 +105,7 @@ class TextSegReader(IndexedSource):
         if pair is None:
             return None
         image, labels = pair
-        problem = quad_problem(quad, image.shape[:2])
-        if problem:
-            self.skipped.skip(problem, where)
+        if self.skipped.skip_if(quad_problem(quad, image.shape[:2]), where):
             return None
         masks = labels[None] == np.array([v for _, v in chars], labels.dtype)[:, None, None]
         if not masks.any(axis=(1, 2)).all():
