@@ -67,7 +67,7 @@ def test_dataloader_workers_times_processes_are_all_distinct():
     seen = []
     for rank in range(2):
         ds = ModelSampleDataset(cfg, "synth:12", rank=rank, world_size=2, repeat=False)
-        for batch in DataLoader(ds, batch_size=2, num_workers=2):
+        for batch in DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="forkserver"):
             seen += batch["key"]
     assert sorted(seen) == sorted(f"synth-0-{i}" for i in range(12))
 
