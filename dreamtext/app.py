@@ -321,7 +321,12 @@ def build_app(service: EditService):
 
     def on_edit(image, spec, steps, guidance, sampler, seed, progress=gr.Progress(track_tqdm=True)):
         progress(0.0, desc="sampling")
+        # One server-log line as a request leaves the queue and one as it ends: what an operator reads to
+        # see the queue at work (and how the web test checks that requests never overlap).
+        started = time.monotonic()
+        log_event(f"edit started ({int(steps)} steps)")
         out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed)
+        log_event(f"edit finished in {time.monotonic() - started:.2f} s: {out.message}")
         if not out.ok:
             return status_markdown(out.message), None, None, None, gr.update(value=None, visible=False)
         return (status_markdown(out.message), out.image, (out.before, out.image), out.overlay,
@@ -374,6 +379,11 @@ def build_app(service: EditService):
 
 # What turns plain text into emphasis, code, links or HTML in Markdown (parentheses alone do not).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+
+
+def log_event(message: str) -> None:
+    """A timestamped line on the server's stderr."""
+    print(f"dreamtext serve [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def status_markdown(message: str) -> str:

@@ -61,7 +61,11 @@ def test_noise_process_matches_the_closed_form():
     t = torch.tensor([0, 999])
     a = npr.alphas_cumprod[t].view(2, 1, 1, 1)
     assert torch.allclose(npr.add_noise(x0, eps, t), a.sqrt() * x0 + (1 - a).sqrt() * eps)
-    assert npr.alphas_cumprod[999].item() == pytest.approx(0.0047, abs=2e-4)  # SD's scaled-linear schedule
+    # tiny (and test): the cosine schedule of iDDPM, ᾱ_T ≈ 0 (SD's scaled-linear would leave 0.0047)
+    assert npr.alphas_cumprod[999].item() < 1e-6 and npr.alphas_cumprod[500].item() == pytest.approx(0.492, abs=2e-3)
+    # tiny trains with v-prediction: v = √ᾱ·ε − √(1−ᾱ)·x0
+    assert npr.prediction_type == "v_prediction"
+    assert torch.allclose(npr.target(x0, eps, t), a.sqrt() * eps - (1 - a).sqrt() * x0, atol=1e-6)
     ts = npr.sample_timesteps(1000, torch.Generator().manual_seed(0))
     assert ts.min() >= 0 and ts.max() <= 999 and torch.equal(ts, npr.sample_timesteps(1000, torch.Generator().manual_seed(0)))
 

@@ -19,6 +19,7 @@ for every test of this module:
 
 import importlib.util
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -264,20 +265,22 @@ def test_progress_is_shown_and_a_second_request_waits_in_the_queue(server, tmp_p
     while not first.done():
         code = second.status().code
         first_status = first.status()
-        # Count the second's status only if the first was still running after it was read:
-        # the second legitimately starts the moment the first finishes, before first.done().
         if first_status.code in running:
             seen.add(code)
         progress += first_status.progress_data or []
         time.sleep(0.02)
     # The sampler's tqdm bar reached the page as a progress bar counting the 16 steps.
     assert any(p.desc == "sampling" and p.length == 16 for p in progress), progress
-    # While the first ran, the second waited in the queue: not running beside it, not dropped.
-    assert Status.IN_QUEUE in seen and not seen & set(running), seen
+    # While the first ran, the second waited in the queue (not dropped).
+    assert Status.IN_QUEUE in seen, seen
     results = [first.result(timeout=60), second.result(timeout=60)]
     for (message, *images), steps in zip(results, (16, 2)):
         assert message.startswith(f"Done: 1 box edited ({steps} steps"), message
         assert images[0] is not None  # the edited photo came back
+    # ... and never ran beside it. The clients' status streams lag one another, so the order is read from
+    # the server's own log: each edit finished before the next one started.
+    events = re.findall(r"edit (started|finished)", server.log())
+    assert events[-4:] == ["started", "finished", "started", "finished"], events
 
 
 def test_server_listens_on_loopback_only(server):
