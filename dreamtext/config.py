@@ -118,6 +118,12 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/tiny"
     encoder_ckpt: str | None = None  # a pre-trained text encoder (dreamtext pretrain-encoder)
+    # The benchmark probe: every probe_every steps (0: never) the EMA model runs the evaluation protocol on the
+    # first probe_size records of the bench split, recon and edit, with probe_steps sampling steps; SeqAcc and
+    # mask mIoU go to metrics.jsonl as probe/* (the training curve), each report to probes/step_<n>/.
+    probe_every: int = 0
+    probe_size: int = 32
+    probe_steps: int = 10
 
 
 @dataclass

@@ -261,6 +261,40 @@ class Trainer:
             return reason or "terminated"
         return None
 
+    # ----- benchmark probe
+    @torch.no_grad()
+    def probe(self) -> dict[str, float]:
+        """The evaluation protocol on the first ``probe_size`` bench records with the EMA weights (main process).
+
+        Returns ``probe/{recon,edit}_seq_acc`` (case-insensitive), ``probe/mask_miou`` (recon),
+        ``probe/ocr_ceiling`` and writes each task's report to ``probes/step_<n>/<task>/``. The other
+        processes wait at their next gradient all-reduce (a probe takes minutes, far below DDP's timeout).
+        """
+        if not self.acc.is_main_process:
+            return {}
+        from .evaluate import EvalSettings, evaluate
+        from .pipeline import DreamTextPipeline
+
+        t = self.cfg.train
+        model, was_training = self.model, self.model.training
+        out_root = self.run_dir / "probes" / f"step_{self.step:08d}"
+        values = {}
+        try:
+            with self.ema.swapped_in(model):
+                pipe = DreamTextPipeline(model, self.cfg, device=str(self.acc.device))  # puts the model in eval()
+                for task in ("recon", "edit"):
+                    settings = EvalSettings(data="bench", task=task, limit=t.probe_size, steps=t.probe_steps,
+                                            report_samples=4)
+                    metrics = evaluate(settings, out_root / task, pipeline=pipe, progress=False)["metrics"]
+                    values[f"probe/{task}_seq_acc"] = metrics["seq_acc_ci"]
+                    if task == "recon":
+                        values["probe/ocr_ceiling"] = metrics["ocr_ceiling_seq_acc_ci"]
+                        if "mask_miou" in metrics:
+                            values["probe/mask_miou"] = metrics["mask_miou"]
+        finally:
+            model.train(was_training)
+        return values
+
     # ----- sample grid
     @torch.no_grad()
     def sample_grid(self) -> Path | None:
@@ -356,6 +390,10 @@ def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True) -> 
                     trainer.save()
                 if t.sample_every and trainer.step % t.sample_every == 0:
                     trainer.sample_grid()
+                if t.probe_every and trainer.step % t.probe_every == 0:
+                    probed = trainer.probe()
+                    if logger and probed:
+                        logger.log(trainer.step, probed)
                 reason = trainer.agreed_stop(stop.reason)
                 if reason is not None:
                     stopped = reason

@@ -22,18 +22,18 @@ BASE = ["train.batch_size=2", "train.log_every=1", "train.sample_every=0"]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One 4-step run through the CLI: checkpoints every 2 steps (keep 1), a sample grid at step 4."""
+    """One 4-step run through the CLI: checkpoints every 2 steps (keep 1), a sample grid and a probe at step 4."""
     out = tmp_path_factory.mktemp("train") / "run"
     rc = main(["train", "--preset", "test", f"train.out_dir={out}", *BASE, "train.max_steps=4",
                "train.ckpt_every=2", "train.keep_ckpts=1", "train.sample_every=4", "train.warmup_steps=2",
-               "loss.k_gt=2", "--no-progress"])
+               "loss.k_gt=2", "train.probe_every=4", "train.probe_size=2", "train.probe_steps=2", "--no-progress"])
     assert rc == 0
     return out
 
 
 def test_every_loss_term_miou_and_lr_are_logged(run):
     cfg = load_config("test")
-    recs = read_metrics(run)
+    recs = [r for r in read_metrics(run) if "loss/total" in r]  # the training lines (not the probe's)
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     for r in recs:
         for key in ("loss/total", "loss/mask", "loss/attn", "loss/align", "loss/id", "miou", "lr", "samples_per_s"):
@@ -74,6 +74,28 @@ def test_sample_grid_is_written(run):
     img = np.asarray(Image.open(png))
     assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] > 2 * 48 and img.shape[1] > 4 * 64
     assert img.std() > 10  # not a blank canvas
+
+
+def test_benchmark_probe_logs_seq_acc_and_mask_miou_and_writes_reports(run):
+    probes = [r for r in read_metrics(run) if any(k.startswith("probe/") for k in r)]
+    assert [r["step"] for r in probes] == [4]
+    rec = probes[0]
+    for key in ("probe/recon_seq_acc", "probe/edit_seq_acc", "probe/ocr_ceiling", "probe/mask_miou"):
+        assert 0.0 <= rec[key] <= 1.0, key
+    for task in ("recon", "edit"):
+        results = json.loads((run / "probes" / "step_00000004" / task / "results.json").read_text())
+        assert results["task"] == task and results["n_samples"] == 2 and results["data"] == "bench"
+        assert results["sampling"]["steps"] == 2
+        assert results["metrics"]["seq_acc_ci"] == rec[f"probe/{task}_seq_acc"]
+        assert (run / "probes" / "step_00000004" / task / "report.md").is_file()
+
+
+def test_curves_picture_of_the_run(run, tmp_path):
+    out = tmp_path / "curves.png"
+    assert main(["curves", str(run), "--out", str(out)]) == 0
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape == (700, 1100, 3)  # 11 × 7 inches at 100 dpi
+    assert (img < 128).mean() > 0.005  # axes, text and lines were drawn
 
 
 def test_fresh_run_refuses_a_used_directory_and_resume_refuses_another_model(run):

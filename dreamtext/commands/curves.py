@@ -1,0 +1,25 @@
+"""``dreamtext curves``: the training-curve picture of a run (losses, mask mIoU, probe SeqAcc over steps)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("curves", help="draw a training run's curves (losses, mIoU, SeqAcc) as a PNG",
+                       description="Read RUN/metrics.jsonl and draw every loss term, the character-mask mIoU and "
+                                   "the benchmark probe's SeqAcc (train.probe_every) against the step.")
+    p.add_argument("run", help="training run directory (holds metrics.jsonl)")
+    p.add_argument("--out", default=None, help="PNG to write (default: RUN/curves.png)")
+    p.add_argument("--title", default=None, help="figure title (default: the run's name and last step)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..curves import plot_run
+
+    out = plot_run(args.run, args.out or Path(args.run) / "curves.png", title=args.title)
+    print(f"wrote {out}")
+    return 0

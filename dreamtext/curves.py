@@ -1,0 +1,130 @@
+"""The training-curve picture of a run: each loss term, mask mIoU and the benchmark probe's SeqAcc over steps.
+
+Reads the run's ``metrics.jsonl`` (training lines, and the ``probe/*`` lines the
+trainer writes every ``train.probe_every`` steps) and draws four panels with
+matplotlib (the ``plot`` extra):
+
+1. L_total and L_mask (log scale) — the denoising error dominates the total;
+2. L_attn, L_align, L_id (log scale) — the auxiliary terms of §4;
+3. mIoU of the predicted vs ground-truth character masks: on training batches
+   (every logged step) and on the bench probe (recon);
+4. the probe's case-insensitive SeqAcc for reconstruction and editing, with the
+   OCR's own ceiling on the same crops dashed.
+
+Noisy training series are drawn faint with an exponential moving average on top
+(in log space on the log-scale loss panels).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DatasetError
+
+LOSS_PANELS = (
+    ("denoising loss", ("loss/total", "loss/mask")),
+    ("auxiliary losses (§4)", ("loss/attn", "loss/align", "loss/id")),
+)
+
+
+def series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of ``key`` over the records that have a finite value for it, in step order."""
+    pts = sorted((r["step"], float(r[key])) for r in records
+                 if isinstance(r.get(key), (int, float)) and math.isfinite(float(r[key])))
+    if not pts:
+        return np.zeros(0, np.int64), np.zeros(0)
+    steps, values = zip(*pts)
+    return np.asarray(steps), np.asarray(values)
+
+
+def smooth(values: np.ndarray, weight: float = 0.8) -> np.ndarray:
+    """Bias-corrected exponential moving average (TensorBoard's smoothing): ``s_i`` of ``v_0..v_i``."""
+    out = np.empty(len(values))
+    acc, norm = 0.0, 0.0
+    for i, v in enumerate(values):
+        acc = weight * acc + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out[i] = acc / norm
+    return out
+
+
+def plot_run(run_dir: str | Path, out: str | Path, title: str | None = None) -> Path:
+    """Draw the run's curves into ``out`` (PNG, written atomically); returns the path."""
+    from .io_utils import atomic_write_bytes
+    from .train_utils import read_metrics
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("the curve picture needs matplotlib: pip install 'dreamtext[plot]'") from None
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise DatasetError(f"{str(run_dir)!r} has no metrics.jsonl: is it a training run directory?")
+    try:
+        records = read_metrics(run_dir)
+    except ValueError as e:
+        raise DatasetError(f"{str(run_dir / 'metrics.jsonl')!r} is not JSON lines: {e}") from None
+    if not any("loss/total" in r for r in records):
+        raise DatasetError(f"{str(run_dir / 'metrics.jsonl')!r} has no logged training step yet")
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    for ax, (name, keys) in zip(axes[0], LOSS_PANELS):
+        for key in keys:
+            steps, values = series(records, key)
+            if len(steps) == 0:
+                continue
+            (line,) = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+            # Averaged in log space: on a log axis a plain average is dominated by the early, large values.
+            trend = np.exp(smooth(np.log(np.maximum(values, 1e-12))))
+            ax.plot(steps, trend, color=line.get_color(), label=key.split("/", 1)[1])
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.legend(loc="upper right", fontsize=8)
+
+    ax = axes[1][0]
+    steps, values = series(records, "miou")
+    if len(steps):
+        (line,) = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+        ax.plot(steps, smooth(values), color=line.get_color(), label="training batches")
+    steps, values = series(records, "probe/mask_miou")
+    if len(steps):
+        ax.plot(steps, values, "o-", label="bench probe (recon)")
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="target 0.5")
+    ax.set_ylim(0, 1)
+    ax.set_title("character-mask mIoU (predicted vs ground truth)")
+    ax.legend(loc="upper left", fontsize=8)
+
+    ax = axes[1][1]
+    for key, label in (("probe/recon_seq_acc", "reconstruction"), ("probe/edit_seq_acc", "editing")):
+        steps, values = series(records, key)
+        if len(steps):
+            ax.plot(steps, values, "o-", label=label)
+    steps, values = series(records, "probe/ocr_ceiling")
+    if len(steps):
+        ax.plot(steps, values, "--", color="black", linewidth=1, label="OCR ceiling (ground-truth crops)")
+    ax.set_ylim(0, 1)
+    ax.set_title("bench probe: SeqAcc (case-insensitive)")
+    if any(k.startswith("probe/") for r in records for k in r):
+        ax.legend(loc="upper left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no probe yet\n(train.probe_every)", ha="center", va="center", transform=ax.transAxes)
+    for ax in axes[1]:
+        ax.set_xlabel("step")
+    last = max(r["step"] for r in records)
+    fig.suptitle(title or f"{run_dir.name}: {last} steps")
+    fig.tight_layout()
+
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    out = Path(out)
+    atomic_write_bytes(out, buf.getvalue())
+    return out
