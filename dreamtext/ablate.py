@@ -35,7 +35,10 @@ VARIANTS: dict[str, list[str]] = {
     "balanced-max-contrast": ["loss.supervision=balanced", "loss.attn_form=max_contrast"],
     "balanced-code-mask": ["loss.supervision=balanced", "loss.mask_form=code"],
     "balanced-infonce": ["loss.supervision=balanced", "loss.align_form=infonce"],
+    "balanced-ce": ["loss.supervision=balanced", "loss.attn_form=ce"],
+    "balanced-gamma0": ["loss.supervision=balanced", "loss.gamma=0"],  # L_mask without the up-weighting
     "balanced-glyph": ["loss.supervision=balanced", "glyph_prior=true"],
+    "balanced-no-glyph": ["loss.supervision=balanced", "glyph_prior=false"],
 }
 DEFAULT_VARIANTS = ("none", "gt", "balanced")
 # The paper switches from ground-truth to predicted masks after 25k of ~175k steps: the same fraction here.

@@ -127,6 +127,19 @@ def test_max_contrast_attention_loss_on_a_known_map():
     assert attention_loss(agg, M, keep, "mse").item() == pytest.approx((0.01 + 0.09) / 4)
 
 
+def test_ce_attention_loss_on_a_known_map():
+    # two slots over a 1×3 map; slot 0's character covers pixels 0-1, slot 1's pixel 2; slot 2 is padding
+    agg = torch.tensor([[[[0.8, 0.5, 0.1]], [[0.2, 0.5, 0.9]], [[0.0, 0.0, 0.0]]]])  # (1, 3, 1, 3)
+    M = torch.tensor([[[[1, 1, 0]], [[0, 0, 1]], [[0, 0, 0]]]], dtype=torch.bool)
+    keep = torch.tensor([[True, True, False]])
+    expected = (-(math.log(0.8) + math.log(0.5)) / 2 - math.log(0.9)) / 2
+    assert attention_loss(agg, M, keep, "ce").item() == pytest.approx(expected)
+    # the gradient raises each character's own slot on its own pixels and nothing else
+    agg.requires_grad_(True)
+    attention_loss(agg, M, keep, "ce").backward()
+    assert (agg.grad[M] < 0).all() and (agg.grad[~M] == 0).all()
+
+
 def test_supervision_modes_and_balanced_switch(setup):
     model, cfg, noise, batch = setup
     assert [mask_source(s, cfg.override({"loss.supervision": "balanced", "loss.k_gt": 5})) for s in (0, 4, 5, 9)] \
@@ -146,6 +159,7 @@ def test_supervision_modes_and_balanced_switch(setup):
 
 @pytest.mark.parametrize("overrides", [
     {"loss.mask_form": "code", "loss.attn_form": "max_contrast", "loss.align_form": "infonce"},
+    {"loss.attn_form": "ce"},
     {"loss.supervision": "none", "unet.mask_padding": False},
     {"glyph_prior": True},
 ])
