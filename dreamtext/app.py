@@ -430,7 +430,8 @@ def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn |
 
     The model is loaded first (a bad ``ckpt`` fails before anything is
     created). Gradio's upload cache is pointed into the temp folder through
-    ``GRADIO_TEMP_DIR``, which Gradio reads when it is imported, so this must
+    ``GRADIO_TEMP_DIR`` (and matplotlib's cache, which Gradio imports, through
+    ``MPLCONFIGDIR`` unless the user set it), which are read at import, so this must
     run before anything imports ``gradio`` in this process; the environment is
     restored on return.
     """
@@ -443,6 +444,8 @@ def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn |
               file=sys.stderr)
     temp = Path(tempfile.mkdtemp(prefix="dreamtext-serve-"))
     env = {"GRADIO_TEMP_DIR": str(temp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}  # no calls home
+    if not os.environ.get("MPLCONFIGDIR"):  # Gradio imports matplotlib when present: keep its font cache here too
+        env["MPLCONFIGDIR"] = str(temp / "matplotlib")
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     stop = stop or threading.Event()

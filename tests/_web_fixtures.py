@@ -79,9 +79,9 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}/"
         for name in ("cwd", "home", "tmp"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "HF_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "HF_", "MPLCONFIGDIR"))}
         env.update(HOME=str(self.root / "home"), TMPDIR=str(self.root / "tmp"), PYTHONUNBUFFERED="1",
-                   XDG_CACHE_HOME=str(self.root / "home" / ".cache"), MPLCONFIGDIR=str(self.root / "tmp" / "mpl"),
+                   XDG_CACHE_HOME=str(self.root / "home" / ".cache"),
                    PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
         self.log_path = self.root / "server.log"
         self._log = open(self.log_path, "w")
