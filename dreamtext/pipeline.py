@@ -324,11 +324,12 @@ class DreamTextPipeline:
         model, cfg = load_model(path, use_ema=use_ema)
         return cls(model, cfg, device=device)
 
-    def save_pretrained(self, directory: str | Path, *, half: bool = False) -> Path:
+    def save_pretrained(self, directory: str | Path, *, half: bool = False, source: dict | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (atomically); the directory reloads alone.
 
         ``half``: store floating-point weights as float16 (half the size; loading casts them back
-        to the model's float32), as the model shipped inside the package is stored.
+        to the model's float32), as the model shipped inside the package is stored. ``source``: where
+        the weights came from (e.g. the training checkpoint and its step), kept in ``state.json``.
         """
         from .checkpoint import save_checkpoint
 
@@ -337,7 +338,8 @@ class DreamTextPipeline:
             return (v.half() if half and v.is_floating_point() else v).contiguous()
 
         state = {k: stored(v) for k, v in self.model.state_dict().items()}
-        save_checkpoint(directory, self.cfg, {"model": state}, {"kind": "pipeline"})
+        meta = {"kind": "pipeline", **({"source": source} if source else {})}
+        save_checkpoint(directory, self.cfg, {"model": state}, meta)
         return Path(directory)
 
     # ---- editing

@@ -98,6 +98,19 @@ def test_curves_picture_of_the_run(run, tmp_path):
     assert (img < 128).mean() > 0.005  # axes, text and lines were drawn
 
 
+def test_export_of_a_run_records_its_step_and_loads_the_ema_weights(run, tmp_path):
+    from dreamtext.pipeline import DreamTextPipeline
+
+    assert main(["export", str(run), "--out", str(tmp_path / "pipe"), "--half"]) == 0
+    state = json.loads((tmp_path / "pipe" / "state.json").read_text())
+    assert state["kind"] == "pipeline" and state["source"]["step"] == 4 and state["source"]["samples_seen"] == 8
+    assert state["source"]["weights"] == "ema" and state["source"]["checkpoint"].endswith("step_00000004")
+    exported = DreamTextPipeline.from_pretrained(tmp_path / "pipe").model.state_dict()
+    ema_model, _ = load_model(run)
+    name = next(k for k in exported if k.startswith("unet.") and k.endswith("weight"))
+    torch.testing.assert_close(exported[name], ema_model.state_dict()[name], rtol=1e-3, atol=1e-4)
+
+
 def test_fresh_run_refuses_a_used_directory_and_resume_refuses_another_model(run):
     with pytest.raises(CheckpointError, match="--resume"):
         Trainer(load_config("test", overrides=[f"train.out_dir={run}"]))

@@ -18,9 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import read_json, resolve_checkpoint
     from ..pipeline import DreamTextPipeline
 
     pipe = DreamTextPipeline.from_pretrained(args.ckpt, use_ema=not args.no_ema)
-    out = pipe.save_pretrained(args.out, half=args.half)
-    print(f"wrote {out} (preset {pipe.cfg.preset}, glyph_prior={pipe.cfg.glyph_prior})")
+    ckpt = resolve_checkpoint(args.ckpt)
+    state = read_json(ckpt / "state.json")
+    # Provenance travels with the weights: which checkpoint, how many steps and samples it had seen.
+    source = {"checkpoint": str(ckpt.resolve()), "weights": "raw" if args.no_ema else "ema"}
+    if state.get("kind") == "pipeline":
+        source.update(state.get("source") or {})
+    else:
+        source.update(step=state.get("step"), samples_seen=(state.get("data") or {}).get("samples_seen"))
+    out = pipe.save_pretrained(args.out, half=args.half, source=source)
+    print(f"wrote {out} (preset {pipe.cfg.preset}, glyph_prior={pipe.cfg.glyph_prior}, step {source.get('step')})")
     return 0
