@@ -324,10 +324,10 @@ def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 
 
 
 def _quiet_worker(worker_id: int) -> None:
-    """Inside a DataLoader worker the parallelism comes from the workers: one OpenCV thread each."""
+    """Inside a DataLoader worker the parallelism comes from the workers: no OpenCV pool (see data/sources.py)."""
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(0)
 
 
 def weights_digest(module: torch.nn.Module) -> str:

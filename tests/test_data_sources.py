@@ -67,7 +67,9 @@ def test_dataloader_workers_times_processes_are_all_distinct():
     seen = []
     for rank in range(2):
         ds = ModelSampleDataset(cfg, "synth:12", rank=rank, world_size=2, repeat=False)
-        for batch in DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="forkserver"):
+        # The default (fork) context, as training uses it: forked workers used to hang in OpenCV when the
+        # parent had used cv2 before (e.g. the reader tests earlier in this process).
+        for batch in DataLoader(ds, batch_size=2, num_workers=2):
             seen += batch["key"]
     assert sorted(seen) == sorted(f"synth-0-{i}" for i in range(12))
 

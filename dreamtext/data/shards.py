@@ -96,7 +96,7 @@ def _render_shard(job) -> tuple[int, int]:
     from ..config import DreamTextConfig
     from .render import SynthGenerator, SynthParams
 
-    _cv2.setNumThreads(1)
+    _cv2.setNumThreads(0)  # a forked pool worker: no OpenCV thread pool (see sources.py)
     cfg = DreamTextConfig.from_dict(cfg_dict)
     gen = SynthGenerator(SynthParams.from_config(cfg), seed)
     records = [gen.sample(i) for i in range(start, stop)]

@@ -166,7 +166,10 @@ class ModelSampleDataset(_torch_iterable_base()):
         if get_worker_info() is not None:
             import cv2
 
-            cv2.setNumThreads(1)  # inside a DataLoader worker: parallelism comes from the workers
+            # Inside a (forked) DataLoader worker: 0 = no OpenCV thread pool at all. With 1, OpenCV still
+            # goes through the pool the parent's cv2 calls created, whose threads do not exist after fork:
+            # the worker hung forever (reproduced: the reader tests, then a 2-worker DataLoader).
+            cv2.setNumThreads(0)
         for rec in self.records():
             problem = text_problem(rec.text, self.cfg.max_len)
             if problem:
