@@ -132,12 +132,25 @@ def test_ce_attention_loss_on_a_known_map():
     agg = torch.tensor([[[[0.8, 0.5, 0.1]], [[0.2, 0.5, 0.9]], [[0.0, 0.0, 0.0]]]])  # (1, 3, 1, 3)
     M = torch.tensor([[[[1, 1, 0]], [[0, 0, 1]], [[0, 0, 0]]]], dtype=torch.bool)
     keep = torch.tensor([[True, True, False]])
-    expected = (-(math.log(0.8) + math.log(0.5)) / 2 - math.log(0.9)) / 2
+    expected = (-(math.log(0.8) + math.log(0.5)) / 2 - math.log(0.9)) / 2  # every pixel belongs to a character
     assert attention_loss(agg, M, keep, "ce").item() == pytest.approx(expected)
     # the gradient raises each character's own slot on its own pixels and nothing else
     agg.requires_grad_(True)
     attention_loss(agg, M, keep, "ce").backward()
     assert (agg.grad[M] < 0).all() and (agg.grad[~M] == 0).all()
+
+
+def test_ce_attention_loss_spreads_the_background_evenly():
+    # a 1×4 map: pixels 0 and 1 are characters 0 and 1, pixels 2-3 background; slot 2 is padding
+    agg = torch.tensor([[[[1.0, 0.0, 0.5, 0.8]], [[0.0, 1.0, 0.5, 0.2]], [[0.0, 0.0, 0.0, 0.0]]]])
+    M = torch.tensor([[[[1, 0, 0, 0]], [[0, 1, 0, 0]], [[0, 0, 0, 0]]]], dtype=torch.bool)
+    keep = torch.tensor([[True, True, False]])
+    # characters perfect (CE 0); background: pixel 2 is uniform (KL 0), pixel 3 has KL(u ‖ (0.8, 0.2))
+    kl3 = -math.log(2) - (math.log(0.8) + math.log(0.2)) / 2
+    assert attention_loss(agg, M, keep, "ce").item() == pytest.approx(kl3 / 2, rel=1e-5)
+    # a one-character word has nothing to spread: only its character term counts
+    one = torch.tensor([[True, False, False]])
+    assert attention_loss(agg, M, one, "ce").item() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_supervision_modes_and_balanced_switch(setup):
