@@ -57,6 +57,7 @@ class AblationSettings:
     eval_data: str = "bench"
     eval_limit: int | None = 200  # samples of the benchmark split per variant (None: all of it)
     eval_steps: int | None = None  # sampling steps of the evaluation (None: the config's)
+    eval_workers: int = 1  # evaluation processes (dreamtext eval --workers)
 
     def check(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -88,7 +89,6 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
     from .config import load_config
     from .evaluate import EvalSettings, evaluate
     from .io_utils import atomic_write_text
-    from .pipeline import DreamTextPipeline
     from .train import train
 
     settings.check()
@@ -112,10 +112,10 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
         if summary.get("stopped") != "finished":  # Ctrl-C or a signal: do not score a half-trained model
             print(f"ablate: training of {name} {summary.get('stopped')}; stopping the ablation here")
             break
-        pipeline = DreamTextPipeline.from_pretrained(run_dir)
         eval_settings = EvalSettings(data=settings.eval_data, task=settings.task, ckpt=str(run_dir),
-                                     limit=settings.eval_limit, seed=settings.seed, steps=settings.eval_steps)
-        results = evaluate(eval_settings, eval_dir, pipeline=pipeline, progress=progress)
+                                     limit=settings.eval_limit, seed=settings.seed, steps=settings.eval_steps,
+                                     workers=settings.eval_workers)
+        results = evaluate(eval_settings, eval_dir, progress=progress)  # loads the run's EMA weights
         entry = {"name": name, "overrides": overrides, "changes": VARIANTS[name], "train_loss": _train_loss(summary),
                  "train_seconds": train_seconds, "weights_sha256": results["weights_sha256"],
                  "n_samples": results["n_samples"], "metrics": results["metrics"]}

@@ -56,12 +56,15 @@ class EvalSettings:
     lpips_dir: str | None = None  # LPIPS weights folder (None: $DREAMTEXT_LPIPS_DIR)
     fid_inception: str | None = None  # TorchScript FID Inception (None: $DREAMTEXT_FID_INCEPTION)
     ceiling_only: bool = False  # only measure the OCR on the untouched inputs (no model runs)
+    workers: int = 1  # processes, each with its own model copy, taking every workers-th record
 
     def check(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.report_samples < 1:
             raise ConfigError(f"report_samples must be at least 1, got {self.report_samples}")
 
@@ -161,60 +164,36 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
     ``pipeline``: an already-loaded :class:`~dreamtext.pipeline.DreamTextPipeline`
     (else it is loaded from ``settings.ckpt``). With ``settings.ceiling_only``
     no model runs: only the OCR's accuracy on the untouched inputs is measured.
+    With ``settings.workers`` = N > 1, N processes each load the model and take
+    every N-th record (the numbers are identical: sample i always uses seed + i).
     Returns the results dict.
     """
-    from tqdm.auto import tqdm
-
     from . import metrics as M
-    from .ocr import make_recognizer
     from .report import write_outputs
 
     settings.check()
+    if settings.workers > 1 and pipeline is not None:
+        raise ConfigError("evaluate(workers > 1) loads the model in each worker from settings.ckpt; "
+                          "pass no in-memory pipeline")
     loaded = pipeline is None
-    pipeline, cfg = _load(settings, pipeline)
-    recognizer = make_recognizer(settings.ocr)
-    lpips_model = inception = None
-    notices = []
-    if not settings.ceiling_only:
-        lpips_model, lpips_notice = M.load_lpips(settings.lpips_dir)
-        inception, fid_notice = M.load_inception(settings.fid_inception)
-        notices = [n for n in (lpips_notice, fid_notice) if n]
+    t_start = time.perf_counter()
+    if settings.workers > 1:
+        part, cfg, weights_hash, ocr_name, notices = _evaluate_in_workers(settings, progress)
+    else:
+        pipeline, cfg = _load(settings, pipeline)
+        source, total = _records(settings, cfg)
+        part = _evaluate_part(settings, pipeline, cfg, 0, 1, _tqdm_ticker(settings, progress, total), (source, total))
+        weights_hash = None if pipeline is None else weights_sha256(pipeline.model)
+        ocr_name, notices = part["ocr"], part["notices"]
     for n in notices:
         print(f"note: {n}")
-
-    source, total = _records(settings, cfg)
-    rows, strips, skipped = [], {}, []
-    fid_feats: tuple[list, list] = ([], [])  # Inception features of outputs and of inputs, one row per sample
-    t_start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"eval {'ceiling' if settings.ceiling_only else settings.task}", unit="sample",
-               disable=not progress)
-    for index, record in enumerate(source):
-        if index >= total:
-            break
-        try:
-            row, strip, output = _evaluate_one(settings, pipeline, cfg, recognizer, lpips_model, record, index)
-        except DreamTextError as e:  # a record this model cannot take (too long, odd characters, bad quad)
-            skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(e)})
-            bar.update(1)
-            continue
-        bar.update(1)
-        rows.append(row)
-        if strip is not None:
-            strips[index] = strip
-        if inception is not None:  # features now, so no image has to stay in memory until the end
-            fid_feats[0].append(M.inception_features(inception, [output])[0])
-            fid_feats[1].append(M.inception_features(inception, [record.image])[0])
-        postfix = {"ceiling": f"{np.mean([r['ocr_ceiling_seq_acc_ci'] for r in rows]):.3f}"}
-        if not settings.ceiling_only:
-            postfix["seq_acc"] = f"{np.mean([r['seq_acc_ci'] for r in rows]):.3f}"
-        bar.set_postfix(postfix)
-    bar.close()
+    rows, strips, skipped, fid_feats = part["rows"], part["strips"], part["skipped"], part["fid_feats"]
     if not rows:
         raise ConfigError(f"no sample of {settings.data!r} could be evaluated "
                           f"({len(skipped)} skipped; first reason: {skipped[0]['reason'] if skipped else 'source is empty'})")
 
     aggregates = aggregate(rows)
-    if inception is not None:
+    if part["fid_on"]:
         if len(fid_feats[0]) >= 2:
             aggregates["fid"] = M.fid_from_features(np.stack(fid_feats[0]), np.stack(fid_feats[1]))
         else:
@@ -223,17 +202,18 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "task": "ceiling" if settings.ceiling_only else settings.task, "data": settings.data,
         "n_samples": len(rows), "n_skipped": len(skipped), "skipped": skipped[:50],
         "seed": settings.seed,
-        "sampling": None if pipeline is None else {
+        "sampling": None if settings.ceiling_only else {
             "steps": settings.steps or cfg.sample.steps,
             "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
             "sampler": settings.sampler or cfg.sample.sampler},
-        "checkpoint": None if pipeline is None else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
-        "weights_sha256": None if pipeline is None else weights_sha256(pipeline.model),
+        "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
+        "weights_sha256": None if settings.ceiling_only else weights_hash,
         "glyph_prior": bool(cfg.glyph_prior),
-        "ocr": recognizer.name,
+        "ocr": ocr_name,
+        "workers": settings.workers,
         "perceptual_weights": {  # where LPIPS / FID weights came from (None: skipped, see notices)
-            "lpips": (settings.lpips_dir or os.environ.get(M.LPIPS_ENV)) if lpips_model is not None else None,
-            "fid": (settings.fid_inception or os.environ.get(M.FID_ENV)) if inception is not None else None},
+            "lpips": (settings.lpips_dir or os.environ.get(M.LPIPS_ENV)) if part["lpips_on"] else None,
+            "fid": (settings.fid_inception or os.environ.get(M.FID_ENV)) if part["fid_on"] else None},
         "metrics": aggregates,
         "notices": notices,
         "seconds_total": time.perf_counter() - t_start,
@@ -242,6 +222,133 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
     }
     write_outputs(out_dir, results, rows, strips, settings.report_samples)
     return results
+
+
+def _evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, tick, source_total=None) -> dict:
+    """Records ``part, part + parts, ...`` (below the limit) → rows, strips, skips, FID features, notices.
+
+    ``tick(row_or_None)`` is called after every record (progress); ``source_total``: the opened source and
+    its length when the caller has them. The result is plain data (it crosses process boundaries when
+    ``settings.workers`` > 1).
+    """
+    from . import metrics as M
+    from .ocr import make_recognizer
+
+    recognizer = make_recognizer(settings.ocr)
+    lpips_model = inception = None
+    notices = []
+    if not settings.ceiling_only:
+        lpips_model, lpips_notice = M.load_lpips(settings.lpips_dir)
+        inception, fid_notice = M.load_inception(settings.fid_inception)
+        notices = [n for n in (lpips_notice, fid_notice) if n]
+    source, total = source_total or _records(settings, cfg)
+    rows, strips, skipped = [], {}, []
+    fid_feats: tuple[list, list] = ([], [])  # Inception features of outputs and of inputs, one row per sample
+    for index, record in zip(range(part, total, parts), source.iter_part(part, parts)):
+        try:
+            row, strip, output = _evaluate_one(settings, pipeline, cfg, recognizer, lpips_model, record, index)
+        except DreamTextError as e:  # a record this model cannot take (too long, odd characters, bad quad)
+            skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(e)})
+            tick(None)
+            continue
+        rows.append(row)
+        if strip is not None:
+            strips[index] = strip
+        if inception is not None:  # features now, so no image has to stay in memory until the end
+            fid_feats[0].append(M.inception_features(inception, [output])[0])
+            fid_feats[1].append(M.inception_features(inception, [record.image])[0])
+        tick(row)
+    return {"rows": rows, "strips": strips, "skipped": skipped, "fid_feats": fid_feats, "notices": notices,
+            "ocr": recognizer.name, "lpips_on": lpips_model is not None, "fid_on": inception is not None}
+
+
+def _tqdm_ticker(settings: EvalSettings, progress: bool, total: int):
+    """A ``tick(row)`` callable driving a tqdm bar with the running SeqAcc and ceiling (closes itself at the end)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"eval {'ceiling' if settings.ceiling_only else settings.task}", unit="sample",
+               disable=not progress)
+    acc = {"n": 0, "ceiling": 0.0, "seq": 0.0}
+
+    def tick(row):
+        bar.update(1)
+        if row is not None:
+            acc["n"] += 1
+            acc["ceiling"] += row["ocr_ceiling_seq_acc_ci"]
+            acc["seq"] += row.get("seq_acc_ci", 0.0)
+            postfix = {"ceiling": f"{acc['ceiling'] / acc['n']:.3f}"}
+            if not settings.ceiling_only:
+                postfix["seq_acc"] = f"{acc['seq'] / acc['n']:.3f}"
+            bar.set_postfix(postfix)
+        if bar.n >= bar.total:
+            bar.close()
+
+    return tick
+
+
+def _cfg_for(settings: EvalSettings):
+    """The model config of ``settings.ckpt`` (the shipped model's when None), without loading weights."""
+    from .checkpoint import read_config, resolve_checkpoint
+    from .pipeline import SHIPPED_MODEL_DIR
+
+    return read_config(resolve_checkpoint(settings.ckpt if settings.ckpt is not None else SHIPPED_MODEL_DIR))
+
+
+def _worker(settings: EvalSettings, part: int, ticks, threads: int) -> dict:
+    """One evaluation worker process: its own model, OCR and share of the parent's torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    pipeline, cfg = _load(settings, None)
+    out = _evaluate_part(settings, pipeline, cfg, part, settings.workers,
+                         lambda row: ticks.put(1))
+    out["weights_sha256"] = None if pipeline is None else weights_sha256(pipeline.model)
+    return out
+
+
+def _evaluate_in_workers(settings: EvalSettings, progress: bool):
+    """``settings.workers`` spawned processes, one part each; their parts merged in record order."""
+    import multiprocessing as mp
+    import queue
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // settings.workers)
+    cfg = _load(settings, None)[1] if settings.ceiling_only else _cfg_for(settings)
+    total = _records(settings, cfg)[1]
+    tick = _tqdm_ticker(settings, progress, total)
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch / OpenCV thread state
+    with ctx.Manager() as manager:
+        ticks = manager.Queue()
+        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, settings, k, ticks, threads) for k in range(settings.workers)]
+            while True:
+                finished = all(f.done() for f in futures)
+                try:  # one message per record; after the workers end, drain what is left
+                    while True:
+                        ticks.get(timeout=0.2) if not finished else ticks.get_nowait()
+                        tick(None)
+                except queue.Empty:
+                    pass
+                if finished:
+                    break
+            parts = [f.result() for f in futures]  # re-raises a worker's error here
+    rows = sorted((r for p in parts for r in p["rows"]), key=lambda r: r["index"])
+    merged = {
+        "rows": rows,
+        "strips": {k: v for p in parts for k, v in p["strips"].items()},
+        "skipped": sorted((s for p in parts for s in p["skipped"]), key=lambda s: s["index"]),
+        "fid_feats": ([], []),
+        "lpips_on": parts[0]["lpips_on"], "fid_on": parts[0]["fid_on"],
+    }
+    # FID features in record order, so the statistic does not depend on the number of workers
+    order = sorted((r["index"], k, i) for k, p in enumerate(parts) for i, r in enumerate(p["rows"]))
+    for _, k, i in order:
+        if parts[k]["fid_feats"][0]:
+            merged["fid_feats"][0].append(parts[k]["fid_feats"][0][i])
+            merged["fid_feats"][1].append(parts[k]["fid_feats"][1][i])
+    return merged, cfg, parts[0]["weights_sha256"], parts[0]["ocr"], parts[0]["notices"]
 
 
 def _load(settings: EvalSettings, pipeline):

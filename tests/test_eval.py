@@ -77,9 +77,9 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     from dreamtext.data.words import edit_word_for
 
     outs = []
-    for name in ("a", "b"):
-        rc = main(["eval", "--data", "bench", "--task", "edit", "--ckpt", str(tiny_ckpt), "--limit", "2",
-                   "--out", str(tmp_path / name), "--steps", "2", "--no-progress"])
+    for name, workers in (("a", 1), ("b", 2)):  # b: two worker processes sharing the records
+        rc = main(["eval", "--data", "bench", "--task", "edit", "--ckpt", str(tiny_ckpt), "--limit", "3",
+                   "--out", str(tmp_path / name), "--steps", "2", "--no-progress", "--workers", str(workers)])
         assert rc == 0
         outs.append(list(csv.DictReader((tmp_path / name / "samples.csv").open())))
     for r in outs[0]:
@@ -88,9 +88,14 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     def without_timing(rows):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
-    assert without_timing(outs[0]) == without_timing(outs[1])  # same seed, same numbers
-    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    # same seed, same numbers, however many workers (sample i always uses seed + i)
+    assert [r["index"] for r in outs[1]] == ["0", "1", "2"]
+    assert without_timing(outs[0]) == without_timing(outs[1])
+    res, res2 = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("a", "b"))
     assert "mask_miou" not in res["metrics"]  # ground-truth masks belong to the original word
+    assert res2["workers"] == 2
+    assert without_timing([res2["metrics"]]) == without_timing([res["metrics"]])
+    assert res2["weights_sha256"] == res["weights_sha256"]
 
 
 def test_lpips_and_fid_when_weights_present(tiny_ckpt, tmp_path, monkeypatch):

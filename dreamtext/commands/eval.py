@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--report-samples", type=int, default=8, help="rows in the best / worst picture grids")
     p.add_argument("--ceiling-only", action="store_true",
                    help="run no model: only measure the OCR on the untouched inputs (the ceiling of any score)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes, each with its own copy of the model, sharing the records (default 1; "
+                        "the numbers do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -36,7 +39,8 @@ def run(args) -> int:
 
     settings = EvalSettings(data=args.data, task=args.task, ckpt=args.ckpt, limit=args.limit, seed=args.seed,
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler, ocr=args.ocr,
-                            report_samples=args.report_samples, ceiling_only=args.ceiling_only)
+                            report_samples=args.report_samples, ceiling_only=args.ceiling_only,
+                            workers=args.workers)
     results = evaluate(settings, args.out, progress=not args.no_progress)
     m = results["metrics"]
     print(f"{results['task']} on {results['data']}: {results['n_samples']} samples "
