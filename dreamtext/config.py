@@ -118,6 +118,10 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/tiny"
     encoder_ckpt: str | None = None  # a pre-trained text encoder (dreamtext pretrain-encoder)
+    # Fine-tuning: start a fresh run from these weights (a run, checkpoint or pipeline directory, or "shipped"
+    # for the model inside the package; EMA weights when present). Optimiser, EMA and step start afresh; the
+    # model settings must build the same network. Ignored when resuming (the checkpoint has the weights).
+    init_from: str | None = None
     # The benchmark probe: every probe_every steps (0: never) the EMA model runs the evaluation protocol on the
     # first probe_size records of the bench split, recon and edit, with probe_steps sampling steps; SeqAcc and
     # mask mIoU go to metrics.jsonl as probe/* (the training curve), each report to probes/step_<n>/.

@@ -112,6 +112,22 @@ def _check_resumable(saved: DreamTextConfig, cfg: DreamTextConfig, ckpt: Path) -
                               "only train.*, sample.* and data.num_workers may change on resume")
 
 
+def _init_weights(model, source: str) -> None:
+    """Fine-tuning start: ``model`` ← the (EMA) weights of a run / checkpoint / pipeline dir or "shipped"."""
+    from .checkpoint import load_state_into, resolve_checkpoint
+    from .pipeline import SHIPPED_MODEL_DIR
+
+    ckpt = resolve_checkpoint(SHIPPED_MODEL_DIR if source == "shipped" else source)
+    try:
+        load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
+        if (ckpt / "ema.safetensors").is_file():
+            load_state_into(model, read_tensors(ckpt / "ema.safetensors"), ckpt / "ema.safetensors", partial=True)
+    except CheckpointError as e:
+        detail = str(e).split(": ", 1)[-1]
+        raise CheckpointError(f"cannot fine-tune from {source!r}: its weights do not fit the network this config "
+                              f"builds ({detail}); use the model settings it was trained with") from None
+
+
 class _StopRequest:
     """SIGTERM, or a first Ctrl-C, asks the loop to stop after the current step (and checkpoint)."""
 
@@ -161,6 +177,8 @@ class Trainer:
 
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every process
         self.model = DreamTextModel(cfg).to(self.acc.device)
+        if ckpt is None and cfg.train.init_from:
+            _init_weights(self.model, cfg.train.init_from)
         if ckpt is None and cfg.train.encoder_ckpt:
             from .pretrain import load_encoder_weights
 

@@ -111,6 +111,19 @@ def test_export_of_a_run_records_its_step_and_loads_the_ema_weights(run, tmp_pat
     torch.testing.assert_close(exported[name], ema_model.state_dict()[name], rtol=1e-3, atol=1e-4)
 
 
+def test_init_from_starts_a_fresh_run_from_another_runs_ema_weights(run, tmp_path):
+    cfg = load_config("test", overrides=[*BASE, f"train.out_dir={tmp_path / 'ft'}", f"train.init_from={run}"])
+    trainer = Trainer(cfg)
+    source, _ = load_model(run)  # EMA weights overlaid
+    assert trainer.step == 0 and trainer.resumed_from is None
+    for name, value in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[name], value), name
+    other = load_config("test", overrides=[*BASE, f"train.out_dir={tmp_path / 'x'}", f"train.init_from={run}",
+                                           "unet.block_out_channels=[8, 16]"])
+    with pytest.raises(CheckpointError, match="cannot fine-tune from .*wrong shape"):
+        Trainer(other)
+
+
 def test_fresh_run_refuses_a_used_directory_and_resume_refuses_another_model(run):
     with pytest.raises(CheckpointError, match="--resume"):
         Trainer(load_config("test", overrides=[f"train.out_dir={run}"]))
