@@ -300,8 +300,10 @@ def _worker(settings: EvalSettings, part: int, ticks, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     pipeline, cfg = _load(settings, None)
-    out = _evaluate_part(settings, pipeline, cfg, part, settings.workers,
-                         lambda row: ticks.put(1))
+    def tick(row):  # the parent's bar needs only what its postfix shows
+        ticks.put(None if row is None else {k: row[k] for k in ("ocr_ceiling_seq_acc_ci", "seq_acc_ci") if k in row})
+
+    out = _evaluate_part(settings, pipeline, cfg, part, settings.workers, tick)
     out["weights_sha256"] = None if pipeline is None else weights_sha256(pipeline.model)
     return out
 
@@ -327,8 +329,7 @@ def _evaluate_in_workers(settings: EvalSettings, progress: bool):
                 finished = all(f.done() for f in futures)
                 try:  # one message per record; after the workers end, drain what is left
                     while True:
-                        ticks.get(timeout=0.2) if not finished else ticks.get_nowait()
-                        tick(None)
+                        tick(ticks.get(timeout=0.2) if not finished else ticks.get_nowait())
                 except queue.Empty:
                     pass
                 if finished:
