@@ -69,6 +69,9 @@ def atomic_dir(path: str | os.PathLike):
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
+        for f in tmp.rglob("*"):  # writers that go through their own temp file (safetensors) leave 0600
+            if f.is_file() and not f.is_symlink():
+                os.chmod(f, 0o666 & ~_UMASK)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():

@@ -1,6 +1,7 @@
 """Checkpoints: save → load gives identical outputs; corrupt files and mismatches raise CheckpointError."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def test_resave_is_atomic_replace(tmp_path, saved):
     save_checkpoint(d, cfg, {"model": {"a": torch.ones(2)}}, {"step": 2})
     assert torch.equal(read_tensors(d / "model.safetensors")["a"], torch.ones(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary leftovers
+    # every file gets the umask's mode (safetensors alone would leave its weights 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in d.iterdir()} == {
+        name: 0o666 & ~umask for name in ("config.json", "model.safetensors", "state.json")}
 
 
 def _copy(src: Path, dst: Path) -> Path:
