@@ -168,7 +168,8 @@ def attention_ce(agg: torch.Tensor, m: torch.Tensor, keep: torch.Tensor) -> torc
     n = w.sum(dim=1)  # (B,) kept slots per sample
     background = (1.0 - m.amax(dim=1)) * (n > 1).float()[:, None, None]  # (B, h, w); one slot: nothing to spread
     # KL(u ‖ Ā(p)) = −log n − (1/n)·Σ_i log Ā_i(p) over the kept slots i
-    kl = -torch.log(n.clamp_min(1.0))[:, None, None] - (w[:, :, None, None] * log_a).sum(dim=1) / n.clamp_min(1.0)[:, None, None]
+    n_px = n.clamp_min(1.0)[:, None, None]  # (B, 1, 1)
+    kl = -torch.log(n_px) - (w[:, :, None, None] * log_a).sum(dim=1) / n_px  # (B, h, w)
     per_sample = (kl * background).sum(dim=(1, 2)) / background.sum(dim=(1, 2)).clamp_min(1.0)  # (B,)
     has_bg = (background.sum(dim=(1, 2)) > 0).float()
     return chars + (per_sample * has_bg).sum() / has_bg.sum().clamp_min(1.0)
