@@ -315,19 +315,14 @@ class IndexedSamples(torch.utils.data.Dataset):
 
 def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 0, source: str | None = None):
     """Endless iterator of this process's micro-batches from ``start_micro`` on (dicts of stacked tensors)."""
+    from .data.transforms import opencv_in_forked_worker
+
     ds = IndexedSamples(cfg, seed=seed, source=source)
     sampler = _MicroBatchSampler(start_micro, cfg.train.batch_size, rank, world_size)
     workers = int(cfg.data.num_workers)
     return iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
                                             persistent_workers=False, prefetch_factor=2 if workers else None,
-                                            worker_init_fn=_quiet_worker if workers else None))
-
-
-def _quiet_worker(worker_id: int) -> None:
-    """Inside a DataLoader worker the parallelism comes from the workers: no OpenCV pool (see data/sources.py)."""
-    import cv2
-
-    cv2.setNumThreads(0)
+                                            worker_init_fn=opencv_in_forked_worker if workers else None))
 
 
 def weights_digest(module: torch.nn.Module) -> str:

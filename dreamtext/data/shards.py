@@ -91,12 +91,11 @@ def write_shard(path: str | os.PathLike, records: list[TextRecord], start_index:
 
 def _render_shard(job) -> tuple[int, int]:
     out, cfg_dict, seed, shard, start, stop, image_format = job
-    import cv2 as _cv2
-
     from ..config import DreamTextConfig
     from .render import SynthGenerator, SynthParams
+    from .transforms import opencv_in_forked_worker
 
-    _cv2.setNumThreads(0)  # a forked pool worker: no OpenCV thread pool (see sources.py)
+    opencv_in_forked_worker()
     cfg = DreamTextConfig.from_dict(cfg_dict)
     gen = SynthGenerator(SynthParams.from_config(cfg), seed)
     records = [gen.sample(i) for i in range(start, stop)]

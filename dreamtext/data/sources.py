@@ -159,17 +159,12 @@ class ModelSampleDataset(_torch_iterable_base()):
                 return
 
     def __iter__(self):
-        from .transforms import make_model_sample
-
         from torch.utils.data import get_worker_info
 
-        if get_worker_info() is not None:
-            import cv2
+        from .transforms import make_model_sample, opencv_in_forked_worker
 
-            # Inside a (forked) DataLoader worker: 0 = no OpenCV thread pool at all. With 1, OpenCV still
-            # goes through the pool the parent's cv2 calls created, whose threads do not exist after fork:
-            # the worker hung forever (reproduced: the reader tests, then a 2-worker DataLoader).
-            cv2.setNumThreads(0)
+        if get_worker_info() is not None:
+            opencv_in_forked_worker()
         for rec in self.records():
             problem = text_problem(rec.text, self.cfg.max_len)
             if problem:

@@ -29,6 +29,16 @@ from .record import TextRecord
 CHAR_MASK_THRESHOLD = 0.4  # area coverage above which a resized mask pixel stays in the character
 
 
+def opencv_in_forked_worker(_worker_id: int | None = None) -> None:
+    """Call first inside a forked worker (DataLoader ``worker_init_fn``, a multiprocessing pool job).
+
+    0 = no OpenCV thread pool at all: the workers are the parallelism. With 1, OpenCV still goes through
+    the pool the parent's cv2 calls created, whose threads do not exist after fork, and the worker hung
+    forever (reproduced: the reader tests, then a 2-worker DataLoader).
+    """
+    cv2.setNumThreads(0)
+
+
 def quad_area(quad: np.ndarray) -> float:
     """Area of a (4, 2) polygon (shoelace)."""
     x, y = np.asarray(quad, np.float64).T
