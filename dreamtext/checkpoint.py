@@ -174,8 +174,13 @@ def load_model(path: str | Path, use_ema: bool = True):
         model = DreamTextModel(cfg, load_base=False)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{str(ckpt / 'config.json')!r} does not describe a buildable model: {e}") from None
+    load_weights_into(model, ckpt, use_ema)
+    return model.eval(), cfg
+
+
+def load_weights_into(model: torch.nn.Module, ckpt: Path, use_ema: bool = True) -> None:
+    """``model`` ← checkpoint directory ``ckpt``'s weights, with ``ema.safetensors`` overlaid when ``use_ema``."""
     load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
     ema = ckpt / "ema.safetensors"
     if use_ema and ema.is_file():
         load_state_into(model, read_tensors(ema), ema, partial=True)
-    return model.eval(), cfg

@@ -114,14 +114,12 @@ def _check_resumable(saved: DreamTextConfig, cfg: DreamTextConfig, ckpt: Path) -
 
 def _init_weights(model, source: str) -> None:
     """Fine-tuning start: ``model`` ← the (EMA) weights of a run / checkpoint / pipeline dir or "shipped"."""
-    from .checkpoint import load_state_into, resolve_checkpoint
+    from .checkpoint import load_weights_into, resolve_checkpoint
     from .pipeline import SHIPPED_MODEL_DIR
 
     ckpt = resolve_checkpoint(SHIPPED_MODEL_DIR if source == "shipped" else source)
     try:
-        load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
-        if (ckpt / "ema.safetensors").is_file():
-            load_state_into(model, read_tensors(ckpt / "ema.safetensors"), ckpt / "ema.safetensors", partial=True)
+        load_weights_into(model, ckpt)
     except CheckpointError as e:
         detail = str(e).split(": ", 1)[-1]
         raise CheckpointError(f"cannot fine-tune from {source!r}: its weights do not fit the network this config "
