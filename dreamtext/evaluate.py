@@ -56,7 +56,7 @@ class EvalSettings:
     lpips_dir: str | None = None  # LPIPS weights folder (None: $DREAMTEXT_LPIPS_DIR)
     fid_inception: str | None = None  # TorchScript FID Inception (None: $DREAMTEXT_FID_INCEPTION)
     ceiling_only: bool = False  # only measure the OCR on the untouched inputs (no model runs)
-    workers: int = 1  # processes, each with its own model copy, taking every workers-th record
+    workers: int = 1  # processes (spawned: a calling script needs `if __name__ == "__main__":`), each with its own model
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -316,8 +316,12 @@ def _evaluate_in_workers(settings: EvalSettings, progress: bool):
 
     import torch
 
+    from .config import load_config
+
     threads = max(1, torch.get_num_threads() // settings.workers)
-    cfg = _load(settings, None)[1] if settings.ceiling_only else _cfg_for(settings)
+    # The config the data is cut with, read without loading weights (a ceiling-only run without a checkpoint
+    # uses the tiny preset's, as _load does).
+    cfg = load_config("tiny") if settings.ceiling_only and settings.ckpt is None else _cfg_for(settings)
     total = _records(settings, cfg)[1]
     tick = _tqdm_ticker(settings, progress, total)
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch / OpenCV thread state
