@@ -7,9 +7,10 @@ matplotlib (the ``plot`` extra):
 1. L_total and L_mask (log scale) — the denoising error dominates the total;
 2. L_attn, L_align, L_id (log scale) — the auxiliary terms of §4;
 3. mIoU of the predicted vs ground-truth character masks: on training batches
-   (every logged step) and on the bench probe (recon);
-4. the probe's case-insensitive SeqAcc for reconstruction and editing, with the
-   OCR's own ceiling on the same crops dashed.
+   (every logged step) and on the bench probe (recon), beside the letter-blind
+   baseline of even slices of the word box on the same records (dashed);
+4. the probe's case-insensitive SeqAcc (and 1 − NED, dotted) for
+   reconstruction and editing, with the OCR's own ceiling on the same crops dashed.
 
 Noisy training series are drawn faint with an exponential moving average on top
 (in log space on the log-scale loss panels).
@@ -95,21 +96,28 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str | None = None) -> 
     steps, values = series(records, "probe/mask_miou")
     if len(steps):
         ax.plot(steps, values, "o-", label="bench probe (recon)")
+    steps, values = series(records, "probe/mask_miou_slices")
+    if len(steps):
+        ax.plot(steps, values, "--", color="black", linewidth=1, label="even slices of the box (letter-blind)")
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="target 0.5")
     ax.set_ylim(0, 1)
     ax.set_title("character-mask mIoU (predicted vs ground truth)")
     ax.legend(loc="upper left", fontsize=8)
 
     ax = axes[1][1]
-    for key, label in (("probe/recon_seq_acc", "reconstruction"), ("probe/edit_seq_acc", "editing")):
-        steps, values = series(records, key)
+    for task, label in (("recon", "reconstruction"), ("edit", "editing")):
+        steps, values = series(records, f"probe/{task}_seq_acc")
         if len(steps):
-            ax.plot(steps, values, "o-", label=label)
+            (line,) = ax.plot(steps, values, "o-", label=f"{label} SeqAcc")
+            # 1 − NED (character-level similarity) moves long before a whole word is read right.
+            steps, values = series(records, f"probe/{task}_ned")
+            if len(steps):
+                ax.plot(steps, 1.0 - values, "s:", color=line.get_color(), label=f"{label} 1 − NED")
     steps, values = series(records, "probe/ocr_ceiling")
     if len(steps):
         ax.plot(steps, values, "--", color="black", linewidth=1, label="OCR ceiling (ground-truth crops)")
     ax.set_ylim(0, 1)
-    ax.set_title("bench probe: SeqAcc (case-insensitive)")
+    ax.set_title("bench probe: SeqAcc and 1 − NED (case-insensitive)")
     if any(k.startswith("probe/") for r in records for k in r):
         ax.legend(loc="upper left", fontsize=8)
     else:

@@ -398,6 +398,9 @@ def _evaluate_one(settings: EvalSettings, pipeline, cfg, recognizer, lpips_model
     pred_masks = result.regions[0].char_masks
     if settings.task == "recon" and record.char_masks is not None:
         row["mask_miou"] = M.char_mask_miou(pred_masks, record.char_masks)
+        # The letter-blind baseline on the same record: a mask mIoU means something only above it.
+        slices = M.even_slice_masks(quad, len(record.text), record.image.shape[:2])
+        row["mask_miou_slices"] = M.char_mask_miou(slices, record.char_masks)
     if lpips_model is not None:
         row["lpips"] = _lpips_pair(lpips_model, output, record.image)
     row["seconds"] = seconds
@@ -416,7 +419,7 @@ def _ceiling(gt_reading: str, text: str) -> dict:
 # Columns of a sample row that are numbers to average (NaN-aware; absent ones are left out).
 METRIC_KEYS = ("seq_acc_ci", "seq_acc_cs", "ned", "ned_cs", "ocr_ceiling_seq_acc_ci", "ocr_ceiling_seq_acc_cs",
                "ocr_ceiling_ned", "ssim", "psnr", "mse", "ssim_region", "psnr_region", "mse_region",
-               "mask_miou", "lpips", "seconds")
+               "mask_miou", "mask_miou_slices", "lpips", "seconds")
 
 
 def aggregate(rows: list[dict]) -> dict:

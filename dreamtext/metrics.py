@@ -141,6 +141,30 @@ def char_mask_miou(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(iou.mean())
 
 
+def even_slice_masks(quad: np.ndarray, n: int, image_hw: tuple[int, int]) -> np.ndarray:
+    """The letter-blind baseline of :func:`char_mask_miou`: bool ``(n, H, W)``.
+
+    The word's quad (TL, TR, BR, BL) cut into ``n`` equal slices along its
+    reading direction, character i getting slice i: what attention that only
+    learned "the i-th token sits i/n of the way along the box" would give.
+    Every reported mask mIoU is shown beside this one on the same records.
+    """
+    import cv2
+
+    if n < 1:
+        raise ImageError(f"even_slice_masks needs at least one character, got {n}")
+    h, w = image_hw
+    unit = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])
+    to_unit = cv2.getPerspectiveTransform(np.asarray(quad, np.float32).reshape(4, 2), unit)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    centres = np.stack([xs + 0.5, ys + 0.5], -1).reshape(-1, 1, 2)
+    uv = cv2.perspectiveTransform(centres, to_unit).reshape(h, w, 2)  # (u, v) ∈ [0, 1]² inside the quad
+    u, v = uv[..., 0], uv[..., 1]
+    inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+    slot = np.clip(np.floor(u * n), 0, n - 1).astype(np.int64)
+    return inside[None] & (slot[None] == np.arange(n)[:, None, None])
+
+
 # ----------------------------------------------------------------------------- LPIPS (AlexNet)
 
 LPIPS_ENV = "DREAMTEXT_LPIPS_DIR"

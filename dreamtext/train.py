@@ -282,8 +282,9 @@ class Trainer:
     def probe(self) -> dict[str, float]:
         """The evaluation protocol on the first ``probe_size`` bench records with the EMA weights (main process).
 
-        Returns ``probe/{recon,edit}_seq_acc`` (case-insensitive), ``probe/mask_miou`` (recon),
-        ``probe/ocr_ceiling`` and writes each task's report to ``probes/step_<n>/<task>/``. The other
+        Returns ``probe/{recon,edit}_seq_acc`` (case-insensitive), ``probe/{recon,edit}_ned``,
+        ``probe/mask_miou`` with its letter-blind baseline ``probe/mask_miou_slices`` and
+        ``probe/ocr_ceiling`` (recon), and writes each task's report to ``probes/step_<n>/<task>/``. The other
         processes wait at their next gradient all-reduce (a probe takes minutes, far below DDP's timeout).
         """
         if not self.acc.is_main_process:
@@ -303,10 +304,12 @@ class Trainer:
                                             report_samples=4)
                     metrics = evaluate(settings, out_root / task, pipeline=pipe, progress=False)["metrics"]
                     values[f"probe/{task}_seq_acc"] = metrics["seq_acc_ci"]
+                    values[f"probe/{task}_ned"] = metrics["ned"]  # moves long before SeqAcc leaves 0
                     if task == "recon":
                         values["probe/ocr_ceiling"] = metrics["ocr_ceiling_seq_acc_ci"]
-                        if "mask_miou" in metrics:
-                            values["probe/mask_miou"] = metrics["mask_miou"]
+                        for key in ("mask_miou", "mask_miou_slices"):
+                            if key in metrics:
+                                values[f"probe/{key}"] = metrics[key]
         finally:
             model.train(was_training)
         return values

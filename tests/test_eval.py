@@ -67,8 +67,16 @@ def test_recon_writes_every_file(recon_run, tiny_ckpt):
     assert len(rows) == res["n_samples"]
     assert all(r["target"] == r["text"] for r in rows)  # recon: the word it already holds
     assert np.mean([float(r["seq_acc_ci"]) for r in rows]) == pytest.approx(m["seq_acc_ci"])
+    # Beside every mask mIoU: the letter-blind baseline (even slices of the box) on the same record.
+    from dreamtext.data.sources import bench_source
+
+    first = next(iter(bench_source(load_config("test"))))
+    slices = metrics.even_slice_masks(first.word_quad, len(first.text), first.image.shape[:2])
+    row = next(r for r in rows if r["key"] == first.key)
+    assert float(row["mask_miou_slices"]) == pytest.approx(metrics.char_mask_miou(slices, first.char_masks), abs=1e-5)
+    assert m["mask_miou_slices"] == pytest.approx(np.mean([float(r["mask_miou_slices"]) for r in rows]))
     report = (recon_run / "report.md").read_text()
-    assert "OCR on the ground truth (ceiling)" in report and "![best samples](best.png)" in report
+    assert "OCR on the ground truth (ceiling)" in report and f"| {m['mask_miou_slices']:.3f} |" in report and "![best samples](best.png)" in report
     assert "DREAMTEXT_LPIPS_DIR" in report
     assert np.asarray(Image.open(recon_run / "best.png")).shape[0] >= 48
 

@@ -92,6 +92,22 @@ def test_char_mask_miou_hand_value():
         metrics.char_mask_miou(pred[:1], gt)
 
 
+def test_even_slice_masks_cut_the_quad_along_its_reading_direction():
+    quad = np.array([[0, 0], [8, 0], [8, 4], [0, 4]], np.float32)  # an 8×4 box in a 10-wide image
+    masks = metrics.even_slice_masks(quad, 4, (6, 10))
+    assert masks.shape == (4, 6, 10) and masks.dtype == bool
+    for i in range(4):  # character i: columns 2i, 2i+1 of rows 0..3, nothing else
+        expected = np.zeros((6, 10), bool)
+        expected[:4, 2 * i:2 * i + 2] = True
+        assert np.array_equal(masks[i], expected), i
+    # The same box listed from its right end (reading right to left): the slices come in reverse order.
+    flipped = metrics.even_slice_masks(quad[[1, 0, 3, 2]], 4, (6, 10))
+    assert np.array_equal(flipped, masks[::-1])
+    assert metrics.char_mask_miou(masks, masks) == 1.0
+    with pytest.raises(ImageError, match="at least one character"):
+        metrics.even_slice_masks(quad, 0, (6, 10))
+
+
 def test_frechet_distance_hand_value():
     # diagonal Gaussians: |Δμ|² + Σ_k (σ1 + σ2 − 2√(σ1σ2)) = 5 + (1 + 4 − 4) + (4 + 9 − 12) = 7
     d = metrics.frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.array([1.0, 2.0]), np.diag([4.0, 9.0]))

@@ -80,13 +80,15 @@ def test_benchmark_probe_logs_seq_acc_and_mask_miou_and_writes_reports(run):
     probes = [r for r in read_metrics(run) if any(k.startswith("probe/") for k in r)]
     assert [r["step"] for r in probes] == [4]
     rec = probes[0]
-    for key in ("probe/recon_seq_acc", "probe/edit_seq_acc", "probe/ocr_ceiling", "probe/mask_miou"):
+    for key in ("probe/recon_seq_acc", "probe/edit_seq_acc", "probe/recon_ned", "probe/edit_ned", "probe/ocr_ceiling",
+                "probe/mask_miou", "probe/mask_miou_slices"):
         assert 0.0 <= rec[key] <= 1.0, key
     for task in ("recon", "edit"):
         results = json.loads((run / "probes" / "step_00000004" / task / "results.json").read_text())
         assert results["task"] == task and results["n_samples"] == 2 and results["data"] == "bench"
         assert results["sampling"]["steps"] == 2
         assert results["metrics"]["seq_acc_ci"] == rec[f"probe/{task}_seq_acc"]
+        assert results["metrics"]["ned"] == rec[f"probe/{task}_ned"]
         assert (run / "probes" / "step_00000004" / task / "report.md").is_file()
 
 
