@@ -21,8 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import read_json, resolve_checkpoint
     from ..pipeline import DreamTextPipeline
 
-    pipe = DreamTextPipeline.from_pretrained(args.ckpt, use_ema=not args.no_ema)
+    # Resolved once: a run still training may write a newer checkpoint between two lookups, and the
+    # provenance must name the checkpoint whose weights were exported.
     ckpt = resolve_checkpoint(args.ckpt)
+    pipe = DreamTextPipeline.from_pretrained(ckpt, use_ema=not args.no_ema)
     state = read_json(ckpt / "state.json")
     # Provenance travels with the weights: which checkpoint, how many steps and samples it had seen.
     source = {"checkpoint": str(ckpt.resolve()), "weights": "raw" if args.no_ema else "ema"}
