@@ -154,7 +154,8 @@ def _json_default(obj):
 ABLATION_COLUMNS = (
     ("seq_acc_ci", "SeqAcc ci %", "pct"), ("seq_acc_cs", "SeqAcc cs %", "pct"), ("ned", "NED", "f3"),
     ("ssim_region", "SSIM region", "f3"), ("psnr_region", "PSNR region", "f2"),
-    ("mask_miou", "mask mIoU", "f3"), ("mask_miou_slices", "even-slices mIoU", "f3"), ("ocr_ceiling_seq_acc_ci", "OCR ceiling %", "pct"),
+    ("mask_miou", "mask mIoU", "f3"), ("mask_miou_slices", "even-slices mIoU", "f3"),
+    ("ocr_ceiling_seq_acc_ci", "OCR ceiling %", "pct"),
 )
 
 

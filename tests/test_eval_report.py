@@ -96,7 +96,9 @@ def test_write_outputs_files(tmp_path):
 def test_ablation_table():
     md = ablation_markdown([{"name": "gt", "overrides": ["train.max_steps=9", "loss.supervision=gt"],
                              "changes": ["loss.supervision=gt"], "train_loss": 0.123456,
-                             "metrics": {"seq_acc_ci": 0.5, "ned": 0.25, "ocr_ceiling_seq_acc_ci": 0.9}}], "# T")
+                             "metrics": {"seq_acc_ci": 0.5, "ned": 0.25, "ocr_ceiling_seq_acc_ci": 0.9,
+                                         "mask_miou": 0.4, "mask_miou_slices": 0.3}}], "# T")
     line = [l for l in md.splitlines() if l.startswith("| gt")][0]
     assert "| `loss.supervision=gt` |" in line and "0.1235" in line and "50.0" in line and "90.0" in line
+    assert "| 0.400 | 0.300 |" in line  # the mask mIoU beside its letter-blind baseline
     assert md.startswith("# T\n") and md.count("\n| ") == 3  # header, rule, one row
