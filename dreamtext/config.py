@@ -152,6 +152,14 @@ class SampleConfig:
     steps: int = 50
     guidance: float = 3.0
     eta: float = 0.0  # 0: deterministic
+    # Restart sampling (Xu et al. 2023, "Restart Sampling for Improving Generative Processes"): after the
+    # sampler reaches t = 0, noise the result again to the timestep `restart_strength` of the way up the
+    # schedule with fresh noise and run the sampler down again (img2img's `strength`: int(steps · strength)
+    # steps), `restarts` times. Fresh noise drowns the error the first pass accumulated (an undertrained model
+    # lets part of z_T through into x̂0 at high noise, which a single pass keeps to the end); each restart
+    # costs int(steps · strength) more UNet calls.
+    restarts: int = 0
+    restart_strength: float = 0.6
     # Fraction of the final sampling steps whose cross-attention is averaged into the
     # §3 character masks returned beside an edit (at least one step).
     attn_frac: float = 0.3

@@ -50,6 +50,7 @@ class EvalSettings:
     steps: int | None = None  # sampling steps (None: the model config's sample.steps)
     guidance: float | None = None  # CFG scale (None: sample.guidance)
     sampler: str | None = None  # "ddim" | "euler" | "dpm++" (None: sample.sampler)
+    restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
     report_samples: int = 8  # rows in each of the best / worst picture grids
@@ -205,7 +206,9 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "sampling": None if settings.ceiling_only else {
             "steps": settings.steps or cfg.sample.steps,
             "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
-            "sampler": settings.sampler or cfg.sample.sampler},
+            "sampler": settings.sampler or cfg.sample.sampler,
+            "restarts": cfg.sample.restarts if settings.restarts is None else settings.restarts,
+            "restart_strength": cfg.sample.restart_strength},
         "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if settings.ceiling_only else weights_hash,
         "glyph_prior": bool(cfg.glyph_prior),
@@ -383,7 +386,8 @@ def _evaluate_one(settings: EvalSettings, pipeline, cfg, recognizer, lpips_model
     target = validate_text(target_text(record, index, settings.task), cfg.max_len)
     t0 = time.perf_counter()
     result = pipeline.edit(record.image, [record.word_quad], [target], steps=settings.steps,
-                           guidance=settings.guidance, sampler=settings.sampler, seed=settings.seed + index)
+                           guidance=settings.guidance, sampler=settings.sampler, restarts=settings.restarts,
+                           seed=settings.seed + index)
     seconds = time.perf_counter() - t0
     output = np.asarray(result.image)
     quad = result.regions[0].quad

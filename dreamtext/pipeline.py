@@ -344,13 +344,14 @@ class DreamTextPipeline:
 
     # ---- editing
     def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
-             sampler: str | None = None, seed: int | None = 0, progress: bool = False) -> EditResult:
+             sampler: str | None = None, restarts: int | None = None, seed: int | None = 0,
+             progress: bool = False) -> EditResult:
         """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
 
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
-        TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler``
-        default to ``cfg.sample``; ``seed`` makes the result bit-identical on the
+        TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
+        ``restarts`` (restart-sampling passes) default to ``cfg.sample``; ``seed`` makes the result bit-identical on the
         same machine (None: a random seed).
         """
         import torch
@@ -358,23 +359,25 @@ class DreamTextPipeline:
 
         from .diffusion import make_scheduler
         from .io_utils import read_image_rgb
-        from .sampling import sample_with_attention
+        from .sampling import restart_step_count, sample_with_attention
 
         cfg = self.cfg
         steps = cfg.sample.steps if steps is None else steps
         guidance = cfg.sample.guidance if guidance is None else guidance
         sampler = cfg.sample.sampler if sampler is None else sampler
-        check_options(steps, guidance, sampler)
-        steps, guidance = int(steps), float(guidance)
+        restarts = cfg.sample.restarts if restarts is None else restarts
+        check_options(steps, guidance, sampler, restarts)
+        steps, guidance, restarts = int(steps), float(guidance), int(restarts)
         img = read_image_rgb(image)
         quads, texts = self._check_inputs(img, regions, texts)
         batch, matrices, input_crops = self.prepare(img, quads, texts)
 
         generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
         cond = self.model.make_cond(batch)
-        bar = _StepBar(steps) if progress else None
+        strength = cfg.sample.restart_strength
+        bar = _StepBar(steps + restarts * restart_step_count(steps, strength)) if progress else None
         out = sample_with_attention(self.model, cond, make_scheduler(cfg, sampler), steps, guidance, generator,
-                                    progress=bar)
+                                    progress=bar, restarts=restarts, restart_strength=strength)
         if bar is not None:
             bar.close()
         crops = _to_uint8(out.x0)
@@ -451,7 +454,7 @@ class DreamTextPipeline:
         return batch, matrices, crops
 
 
-def check_options(steps: int, guidance: float, sampler: str) -> None:
+def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0) -> None:
     """Raise :class:`ConfigError` for sampling options no sampler accepts."""
     from .errors import ConfigError
 
@@ -465,6 +468,8 @@ def check_options(steps: int, guidance: float, sampler: str) -> None:
         raise ConfigError(f"steps must be between 1 and 1000, got {steps}")
     if not np.isfinite(guidance) or guidance < 0:
         raise ConfigError(f"guidance must be a number ≥ 0, got {guidance}")
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or not 0 <= restarts <= 20:
+        raise ConfigError(f"restarts must be a whole number from 0 to 20, got {restarts!r}")
 
 
 def _to_uint8(x) -> np.ndarray:

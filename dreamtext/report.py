@@ -100,7 +100,9 @@ def render_markdown(results: dict, has_grids: bool) -> str:
         f"- OCR: `{results['ocr']}` on the rectified word region",
     ]
     if results.get("weights_sha256"):
-        head.insert(4, f"- sampling: {s['sampler']}, {s['steps']} steps, guidance {s['guidance']}, seed "
+        restarts = (f", {s['restarts']} restarts at strength {s['restart_strength']:g}"
+                    if s.get("restarts") else "")
+        head.insert(4, f"- sampling: {s['sampler']}, {s['steps']} steps{restarts}, guidance {s['guidance']}, seed "
                        f"{results['seed']} (sample *i* uses seed + *i*); glyph prior "
                        f"{'on' if results['glyph_prior'] else 'off'}")
     if "mask_miou_n" in m:

@@ -12,9 +12,14 @@ The known part of the crop stays consistent because the denoiser sees it as
 its input ``concat(z_t, m, E(I ⊙ (1 − m)))`` at every step; the pipeline then
 pastes only the region (plus a feather band) back into the photograph.
 
-On the last ``attn_frac`` of the steps the character cross-attention of the
-conditional half is recorded and averaged into Ā (§3), from which the
-per-character masks are predicted.
+Restart sampling (Xu et al. 2023; ``cfg.sample.restarts``): after the pass
+reaches t = 0, its result z_0 is noised again with q(z_t | z_0) to the first of
+the last ``int(steps · restart_strength)`` timesteps and sampled down again, as
+img2img does with its ``strength``; repeated ``restarts`` times.
+
+On the last ``attn_frac`` of the steps of the last pass the character
+cross-attention of the conditional half is recorded and averaged into Ā (§3),
+from which the per-character masks are predicted.
 """
 
 from __future__ import annotations
@@ -74,61 +79,116 @@ def _latent_shape(model, batch: int) -> tuple[int, ...]:
 @torch.no_grad()
 def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: float,
                           generator: torch.Generator | None = None, *, attn_frac: float | None = None,
-                          z_T: torch.Tensor | None = None, progress=None) -> SampleOutput:
+                          z_T: torch.Tensor | None = None, progress=None, restarts: int | None = None,
+                          restart_strength: float | None = None) -> SampleOutput:
     """Run the sampler and return the decoded image with Ā averaged over the final steps.
 
     ``cond`` is ``model.make_cond(...)`` for B crops; ``guidance`` is the CFG scale
-    ``s`` (1 disables the unconditional pass); ``generator`` seeds ``z_T`` and any
-    stochastic scheduler noise, so the same seed gives bit-identical results on
-    the same machine. ``progress`` is an optional callable ``(step, total)``.
+    ``s`` (1 disables the unconditional pass); ``generator`` seeds ``z_T``, any
+    stochastic scheduler noise and the restarts' noise, so the same seed gives
+    bit-identical results on the same machine. ``restarts`` / ``restart_strength``
+    (default ``cfg.sample``): after the full pass, noise the result back up to
+    ``restart_strength`` of the schedule and sample down again, ``restarts`` times
+    (:class:`~dreamtext.config.SampleConfig`). Ā comes from the last pass.
+    ``progress`` is an optional callable ``(step, total)`` over all passes.
     """
+    cfg = model.cfg
+    restarts = cfg.sample.restarts if restarts is None else restarts
+    restart_strength = cfg.sample.restart_strength if restart_strength is None else restart_strength
+    check_sampling(steps, guidance, restarts, restart_strength)
+    attn_frac = cfg.sample.attn_frac if attn_frac is None else attn_frac
+    batch = cond["mask"].shape[0]
+    device = cond["mask"].device
+    restart_steps = restart_step_count(steps, restart_strength)
+    total = steps + restarts * restart_steps
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    use_cfg = guidance != 1.0
+    # [conditional; unconditional] in one batch of 2B: one UNet call per step.
+    cond_in = cat_cond(cond, uncond_twin(cond)) if use_cfg else cond
+    denoise = _Denoiser(model, cond_in, scheduler, guidance if use_cfg else None, batch,
+                        _step_kwargs(scheduler, cfg, generator), tick)
+
+    scheduler.set_timesteps(steps, device=device)
+    if z_T is None:
+        z_T = torch.randn(_latent_shape(model, batch), generator=generator, dtype=torch.float32)
+    z = denoise(z_T.to(device) * scheduler.init_noise_sigma, scheduler.timesteps, 0 if restarts else attn_frac)
+    for k in range(restarts):
+        # img2img's convention (diffusers' get_timesteps): the last int(steps · strength) timesteps of a fresh
+        # `steps`-step schedule, the scheduler told where it starts (Euler / DPM++ keep a step index).
+        scheduler.set_timesteps(steps, device=device)
+        start = steps - restart_steps
+        timesteps = scheduler.timesteps[start * scheduler.order:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start * scheduler.order)
+        noise = torch.randn(z.shape, generator=generator, dtype=torch.float32).to(device)
+        z = scheduler.add_noise(z, noise, timesteps[:1])  # the forward process q(z_t | z_0) from the pass's result
+        z = denoise(z, timesteps, attn_frac if k == restarts - 1 else 0)
+    x0 = model.decode_latent(z).clamp(-1, 1)
+    return SampleOutput(x0=x0, attn=denoise.attn)
+
+
+class _Denoiser:
+    """One pass of the reverse process over given timesteps; keeps Ā of the last pass that recorded."""
+
+    def __init__(self, model, cond_in: dict, scheduler, guidance: float | None, batch: int, step_kwargs: dict,
+                 tick):
+        self.model, self.cond_in, self.scheduler = model, cond_in, scheduler
+        self.guidance, self.batch, self.step_kwargs, self.tick = guidance, batch, step_kwargs, tick
+        self.attn = None
+
+    def __call__(self, z: torch.Tensor, timesteps: torch.Tensor, attn_frac: float) -> torch.Tensor:
+        model, scheduler = self.model, self.scheduler
+        n_record = 0 if attn_frac <= 0 else max(1, round(attn_frac * len(timesteps)))
+        store = getattr(model, "attention_store", None)
+        attn_sum, attn_count = None, 0
+        for i, t in enumerate(timesteps):
+            record = store is not None and i >= len(timesteps) - n_record
+            if store is not None:
+                store.reset()
+                store.active = record
+            z_in = scheduler.scale_model_input(z, t)
+            z_in = torch.cat([z_in, z_in]) if self.guidance is not None else z_in
+            t_in = t.reshape(1).expand(z_in.shape[0]).to(z.device)
+            eps = model(z_in, t_in, self.cond_in)
+            if self.guidance is not None:
+                eps_c, eps_u = eps.chunk(2)
+                eps = eps_u + self.guidance * (eps_c - eps_u)  # classifier-free guidance (§2)
+            if record:
+                a_bar = _aggregate(model, store.maps(), self.batch)  # (B, L, h', w')
+                attn_sum = a_bar if attn_sum is None else attn_sum + a_bar
+                attn_count += 1
+            z = scheduler.step(eps, t, z, **self.step_kwargs).prev_sample
+            self.tick()
+        if store is not None:
+            store.active = False
+            store.reset()
+        if attn_count:
+            self.attn = attn_sum / attn_count
+        return z
+
+
+def restart_step_count(steps: int, strength: float) -> int:
+    """UNet calls of one restart pass: img2img's int(steps · strength), at least one."""
+    return max(1, min(steps, int(steps * strength)))
+
+
+def check_sampling(steps: int, guidance: float, restarts: int = 0, restart_strength: float = 0.6) -> None:
+    """Raise :class:`ConfigError` for sampling settings no sampler accepts."""
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
     if guidance < 0:
         raise ConfigError(f"guidance must be ≥ 0, got {guidance}")
-    cfg = model.cfg
-    attn_frac = cfg.sample.attn_frac if attn_frac is None else attn_frac
-    batch = cond["mask"].shape[0]
-    device = cond["mask"].device
-    scheduler.set_timesteps(steps, device=device)
-    timesteps = scheduler.timesteps
-    n_record = 0 if attn_frac <= 0 else max(1, round(attn_frac * len(timesteps)))
-
-    if z_T is None:
-        z_T = torch.randn(_latent_shape(model, batch), generator=generator, dtype=torch.float32)
-    z = z_T.to(device) * scheduler.init_noise_sigma
-    use_cfg = guidance != 1.0
-    # [conditional; unconditional] in one batch of 2B: one UNet call per step.
-    cond_in = cat_cond(cond, uncond_twin(cond)) if use_cfg else cond
-    step_kwargs = _step_kwargs(scheduler, cfg, generator)
-
-    store = getattr(model, "attention_store", None)
-    attn_sum, attn_count = None, 0
-    for i, t in enumerate(timesteps):
-        record = store is not None and i >= len(timesteps) - n_record
-        if store is not None:
-            store.reset()
-            store.active = record
-        z_in = scheduler.scale_model_input(z, t)
-        z_in = torch.cat([z_in, z_in]) if use_cfg else z_in
-        t_in = t.reshape(1).expand(z_in.shape[0]).to(device)
-        eps = model(z_in, t_in, cond_in)
-        if use_cfg:
-            eps_c, eps_u = eps.chunk(2)
-            eps = eps_u + guidance * (eps_c - eps_u)  # classifier-free guidance (§2)
-        if record:
-            a_bar = _aggregate(model, store.maps(), batch)  # (B, L, h', w')
-            attn_sum = a_bar if attn_sum is None else attn_sum + a_bar
-            attn_count += 1
-        z = scheduler.step(eps, t, z, **step_kwargs).prev_sample
-        if progress is not None:
-            progress(i + 1, len(timesteps))
-    if store is not None:
-        store.active = False
-        store.reset()
-    x0 = model.decode_latent(z).clamp(-1, 1)
-    attn = attn_sum / attn_count if attn_count else None
-    return SampleOutput(x0=x0, attn=attn)
+    if restarts < 0:
+        raise ConfigError(f"restarts must be ≥ 0, got {restarts}")
+    if not 0 < restart_strength <= 1:
+        raise ConfigError(f"restart_strength must be in (0, 1], got {restart_strength}")
 
 
 def sample(model, cond: dict, scheduler, steps: int, guidance: float,

@@ -88,7 +88,8 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     outs = []
     for name, workers in (("a", 1), ("b", 2)):  # b: two worker processes sharing the records
         rc = main(["eval", "--data", "bench", "--task", "edit", "--ckpt", str(tiny_ckpt), "--limit", "3",
-                   "--out", str(tmp_path / name), "--steps", "2", "--no-progress", "--workers", str(workers)])
+                   "--out", str(tmp_path / name), "--steps", "2", "--restarts", "1", "--no-progress",
+                   "--workers", str(workers)])
         assert rc == 0
         outs.append(list(csv.DictReader((tmp_path / name / "samples.csv").open())))
     for r in outs[0]:
@@ -105,6 +106,8 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     assert res2["workers"] == 2
     assert without_timing([res2["metrics"]]) == without_timing([res["metrics"]])
     assert res2["weights_sha256"] == res["weights_sha256"]
+    assert res["sampling"]["restarts"] == 1 and res["sampling"]["restart_strength"] == 0.6
+    assert "2 steps, 1 restarts at strength 0.6" in (tmp_path / "a" / "report.md").read_text()
 
 
 def test_lpips_and_fid_when_weights_present(tiny_ckpt, tmp_path, monkeypatch):

@@ -65,6 +65,16 @@ def test_same_seed_bit_identical_other_seed_differs(pipe):
     assert not np.array_equal(run(3, "ddim"), run(4, "ddim"))
 
 
+def test_restarts_repaint_only_the_region(pipe):
+    img = photo(seed=2)
+    plain, restarted = (pipe.edit(img, [BOX], ["abc"], steps=3, seed=5, restarts=k) for k in (0, 2))
+    support = region_support(plain.regions[0].quad, img.shape[:2], plain.regions[0].feather_px)
+    a, b = np.asarray(plain.image), np.asarray(restarted.image)
+    assert np.array_equal(b[~support], img[~support])
+    assert np.abs(a[support].astype(int) - b[support]).mean() > 1  # the restart passes changed the region
+    assert restarted.regions[0].char_masks.shape == (3, *img.shape[:2])
+
+
 def test_reconstruct_is_edit_with_the_original_text(pipe):
     img = photo(seed=3)
     a = pipe.reconstruct(img, [BOX], ["same"], steps=2, seed=0)
@@ -121,6 +131,9 @@ def test_bad_options_and_images(pipe, tmp_path):
         pipe.edit(photo(), [BOX], ["a"], sampler="plms")
     with pytest.raises(ConfigError, match="steps"):
         pipe.edit(photo(), [BOX], ["a"], steps=0)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="restarts"):
+            pipe.edit(photo(), [BOX], ["a"], restarts=bad)
     (tmp_path / "junk.png").write_bytes(b"not a png at all")
     with pytest.raises(ImageError, match="junk.png"):
         pipe.edit(tmp_path / "junk.png", [BOX], ["a"])

@@ -125,3 +125,94 @@ def test_bad_options_raise_config_error(model, cond):
         sample(model, cond, make_scheduler(model.cfg, "ddim"), 0, 3.0)
     with pytest.raises(ConfigError, match="guidance"):
         sample(model, cond, make_scheduler(model.cfg, "ddim"), 2, -1.0)
+
+
+def test_ddim_starts_at_the_last_training_timestep(model):
+    """Trailing spacing: the first step sees t = T − 1, where z_T ~ N(0, I) is what training showed."""
+    scheduler = make_scheduler(model.cfg, "ddim")
+    scheduler.set_timesteps(10)
+    assert scheduler.timesteps.tolist() == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
+
+
+def naive_restart_loop(model, cond, steps, guidance, restarts, strength, seed):
+    """Restart sampling written out with DDIM: a full pass, then `restarts` times noise the result to the
+    first timestep of the last int(steps · strength) steps and denoise from there."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    sch = make_scheduler(cfg, "ddim")
+    sch.set_timesteps(steps)
+    B = cond["mask"].shape[0]
+    uncond = uncond_twin(cond)
+
+    def denoise(z, timesteps):
+        for t in timesteps:
+            tt = t.reshape(1).expand(B)
+            eps_c, eps_u = model(z, tt, cond), model(z, tt, uncond)
+            z = sch.step(eps_u + guidance * (eps_c - eps_u), t, z).prev_sample
+        return z
+
+    with torch.no_grad():
+        z = denoise(torch.randn(B, cfg.latent_channels, *cfg.latent_size, generator=g), sch.timesteps)
+        n = int(steps * strength)
+        for _ in range(restarts):
+            ts = sch.timesteps[steps - n:]
+            a_bar = sch.alphas_cumprod[ts[0]]
+            z = a_bar.sqrt() * z + (1 - a_bar).sqrt() * torch.randn(z.shape, generator=g)  # q(z_t | z_0)
+            z = denoise(z, ts)
+    return z.clamp(-1, 1)
+
+
+def test_restart_sampling_matches_the_written_out_loop(model, cond):
+    ours = sample(model, cond, make_scheduler(model.cfg, "ddim"), 5, 2.0, torch.Generator().manual_seed(4),
+                  restarts=2, restart_strength=0.6)
+    ref = naive_restart_loop(model, cond, 5, 2.0, restarts=2, strength=0.6, seed=4)
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+    plain = sample(model, cond, make_scheduler(model.cfg, "ddim"), 5, 2.0, torch.Generator().manual_seed(4),
+                   restarts=0)
+    assert (ours - plain).abs().max() > 1e-2  # the restarts changed the result
+
+
+@pytest.mark.parametrize("name", ["euler", "dpm++"])
+def test_restarts_with_stateful_schedulers_are_seeded(model, cond, name):
+    """Euler and DPM++ keep a step index: each restart pass must start it at its first timestep."""
+    cfg = model.cfg
+    run = lambda seed: sample(model, cond, make_scheduler(cfg, name), 4, 3.0, torch.Generator().manual_seed(seed),
+                              restarts=1, restart_strength=0.5)
+    a, b, c = run(7), run(7), run(8)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert torch.isfinite(a).all() and a.min() >= -1 and a.max() <= 1
+
+
+def test_restarts_call_count_progress_and_attention_on_the_last_pass(model, cond):
+    calls, handle = _record_calls(model)
+    ticks = []
+    try:
+        out = sample_with_attention(model, cond, make_scheduler(model.cfg, "ddim"), 5, 3.0,
+                                    torch.Generator().manual_seed(0), attn_frac=0.5, restarts=2,
+                                    restart_strength=0.6, progress=lambda i, n: ticks.append((i, n)))
+    finally:
+        handle.remove()
+    # 5 steps, then 2 restarts of int(5 · 0.6) = 3 steps; Ā from the final 2 steps of the last pass only
+    assert [active for _, active in calls] == [False] * 9 + [True, True]
+    assert ticks == [(i, 11) for i in range(1, 12)]
+    assert out.attn.shape == (2, model.cfg.max_len, *model.cfg.latent_size)
+
+
+def test_restarts_default_to_the_config(model, cond):
+    cfg = model.cfg
+    old = cfg.sample.restarts, cfg.sample.restart_strength
+    try:
+        cfg.sample.restarts, cfg.sample.restart_strength = 1, 0.5
+        by_config = sample(model, cond, make_scheduler(cfg, "ddim"), 4, 3.0, torch.Generator().manual_seed(2))
+        explicit = sample(model, cond, make_scheduler(cfg, "ddim"), 4, 3.0, torch.Generator().manual_seed(2),
+                          restarts=1, restart_strength=0.5)
+    finally:
+        cfg.sample.restarts, cfg.sample.restart_strength = old
+    assert torch.equal(by_config, explicit)
+
+
+def test_bad_restart_settings_raise_config_error(model, cond):
+    with pytest.raises(ConfigError, match="restarts"):
+        sample(model, cond, make_scheduler(model.cfg, "ddim"), 2, 3.0, restarts=-1)
+    with pytest.raises(ConfigError, match="restart_strength"):
+        sample(model, cond, make_scheduler(model.cfg, "ddim"), 2, 3.0, restarts=1, restart_strength=0.0)

@@ -3,7 +3,7 @@
 One image::
 
     dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
-                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --seed N]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --seed N]
 
 Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
 relative paths are relative to the spec file) run with a progress bar; a job
@@ -53,6 +53,8 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's config, 50 for tiny)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale s (default: the model's config)")
     p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], help="the scheduler (default: ddim)")
+    p.add_argument("--restarts", type=int, help="restart-sampling passes after the first (default: the model's "
+                                                  "config); each re-runs the last 60%% of the steps")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
 
 
@@ -96,8 +98,9 @@ def run(args) -> int:
         raise RegionError(f"{len(regions)} region(s) but {len(args.text)} --text value(s): give one text per region")
     out = check_output_path(args.out, "output")
     masks = check_output_path(args.masks, "--masks output") if args.masks else None
-    if args.steps is not None or args.guidance is not None or args.sampler is not None:
-        check_options(args.steps or 1, 0.0 if args.guidance is None else args.guidance, args.sampler or "ddim")
+    if any(v is not None for v in (args.steps, args.guidance, args.sampler, args.restarts)):
+        check_options(args.steps or 1, 0.0 if args.guidance is None else args.guidance, args.sampler or "ddim",
+                      args.restarts or 0)
     pipe = load_pipeline(args.ckpt)
     result = pipe.edit(args.image, regions, args.text, progress=True, **sampling_kwargs(args))
     write_result(result, out, masks)
@@ -112,7 +115,8 @@ def load_pipeline(ckpt: str | None):
 
 
 def sampling_kwargs(args) -> dict:
-    return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "seed": args.seed}
+    return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "restarts": args.restarts,
+            "seed": args.seed}
 
 
 def write_result(result, out: Path, masks: Path | None) -> None:
@@ -155,7 +159,8 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
     missing = [k for k in ("image", "regions", "out") if k not in job]
     if missing:
         raise DreamTextError(f"missing key(s) {', '.join(missing)}")
-    unknown = sorted(set(job) - {"_index", "image", "regions", "out", "masks", "steps", "guidance", "sampler", "seed"})
+    unknown = sorted(set(job) - {"_index", "image", "regions", "out", "masks", "steps", "guidance", "sampler",
+                                 "restarts", "seed"})
     if unknown:
         raise DreamTextError(f"unknown key(s) {', '.join(unknown)}")
     regions = job["regions"]
@@ -169,7 +174,7 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
         texts.append(r["text"])
     out = check_output_path(job["out"], "output")
     masks = check_output_path(job["masks"], "masks output") if job.get("masks") else None
-    kwargs = {**defaults, **{k: job[k] for k in ("steps", "guidance", "sampler", "seed") if k in job}}
+    kwargs = {**defaults, **{k: job[k] for k in ("steps", "guidance", "sampler", "restarts", "seed") if k in job}}
     result = pipe.edit(job["image"], boxes, texts, **kwargs)
     write_result(result, out, masks)
     return str(out)
