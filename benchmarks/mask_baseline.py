@@ -5,7 +5,12 @@ Scored with the evaluation's own ``metrics.char_mask_miou`` on the same records:
 * ``even slices`` (``metrics.even_slice_masks``; ``dreamtext eval`` reports it
   beside every mask mIoU as ``mask_miou_slices``): the word's quad cut into n
   equal slices along its reading direction;
-* ``whole region``: every character gets the whole quad (uniform attention).
+* ``whole region``: every character gets the whole quad (uniform attention);
+
+and one oracle that knows each letter's place exactly but not its shape:
+
+* ``own bounding box``: character i gets the axis-aligned box of its own
+  ground-truth pixels — the best any blob-shaped mask can hope for.
 
     .venv/bin/python benchmarks/mask_baseline.py --data bench --limit 500
 """
@@ -29,7 +34,7 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny")
     args = parser.parse_args()
     source = open_source(args.data, load_config(args.preset), split="bench")
-    slices, whole = [], []
+    slices, whole, boxes = [], [], []
     for i, record in enumerate(source):
         if i >= args.limit:
             break
@@ -38,8 +43,19 @@ def main() -> None:
         masks = even_slice_masks(record.word_quad, len(record.text), record.image.shape[:2])
         slices.append(char_mask_miou(masks, record.char_masks))
         whole.append(char_mask_miou(masks.any(0, keepdims=True).repeat(len(masks), 0), record.char_masks))
+        boxes.append(char_mask_miou(np.stack([bounding_box(g) for g in record.char_masks]), record.char_masks))
     print(json.dumps({"data": args.data, "records": len(slices), "even slices": round(float(np.mean(slices)), 4),
-                      "whole region": round(float(np.mean(whole)), 4)}))
+                      "whole region": round(float(np.mean(whole)), 4),
+                      "own bounding box (oracle)": round(float(np.mean(boxes)), 4)}))
+
+
+def bounding_box(mask: np.ndarray) -> np.ndarray:
+    """bool (H, W): the axis-aligned box of ``mask``'s pixels (empty stays empty)."""
+    out = np.zeros_like(mask, dtype=bool)
+    ys, xs = np.nonzero(mask)
+    if len(ys):
+        out[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    return out
 
 
 if __name__ == "__main__":

@@ -317,6 +317,9 @@ def tiny() -> DreamTextConfig:
     # well-conditioned at every t. The paper's sd2 preset keeps ε and SD's schedule (its UNet was trained so).
     cfg.diffusion.beta_schedule = "squaredcos_cap_v2"
     cfg.diffusion.prediction_type = "v_prediction"
+    # Two restarts at strength 0.6 (BENCHMARKS, "Restart sampling"): recon NED 0.904 → 0.828 on 64 bench records
+    # at step 2,000 of the shipped run (4 restarts: 0.834); each costs 60 % of the steps again.
+    cfg.sample.restarts = 2
     return cfg
 
 
