@@ -13,7 +13,9 @@ matplotlib (the ``plot`` extra):
    reconstruction and editing, with the OCR's own ceiling on the same crops dashed.
 
 Noisy training series are drawn faint with an exponential moving average on top
-(in log space on the log-scale loss panels).
+(in log space on the log-scale loss panels). Where the probe's sampling settings
+change within a run (its ``probes/step_*/recon/results.json``), the probe panels
+get a vertical line: the points on either side were not measured alike.
 """
 
 from __future__ import annotations
@@ -39,6 +41,28 @@ def series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(0)
     steps, values = zip(*pts)
     return np.asarray(steps), np.asarray(values)
+
+
+def probe_sampling_changes(run_dir: str | Path) -> list[tuple[int, str]]:
+    """(step, label) where the probe's sampling settings differ from the previous probe's.
+
+    Read from each ``probes/step_<n>/recon/results.json``; files from before restart sampling lack
+    ``restarts`` (0). Unreadable files are skipped (a picture is no place to fail).
+    """
+    import json
+
+    changes, previous = [], None
+    for path in sorted(Path(run_dir).glob("probes/step_*/recon/results.json")):
+        try:
+            step = int(path.parent.parent.name.split("_")[1])
+            s = json.loads(path.read_text())["sampling"]
+            now = (s["sampler"], s["steps"], s["guidance"], s.get("restarts", 0))
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue
+        if previous is not None and now != previous:
+            changes.append((step, f"probe sampling from here: {now[0]}, {now[1]} steps, {now[3]} restarts"))
+        previous = now
+    return sorted(changes)
 
 
 def smooth(values: np.ndarray, weight: float = 0.8) -> np.ndarray:
@@ -123,6 +147,10 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str | None = None) -> 
         ax.legend(loc="upper left", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no probe yet\n(train.probe_every)", ha="center", va="center", transform=ax.transAxes)
+    for step, label in probe_sampling_changes(run_dir):
+        for ax in axes[1]:
+            ax.axvline(step, color="red", linestyle=":", linewidth=1)
+        axes[1][1].text(step, 0.97, " " + label, color="red", fontsize=7, va="top", ha="right", rotation=90)
     for ax in axes[1]:
         ax.set_xlabel("step")
     last = max(r["step"] for r in records)

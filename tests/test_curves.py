@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dreamtext.curves import plot_run, series, smooth
+from dreamtext.curves import plot_run, probe_sampling_changes, series, smooth
 from dreamtext.errors import DatasetError
 
 
@@ -32,3 +32,20 @@ def test_not_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="not JSON lines"):
         plot_run(tmp_path, tmp_path / "c.png")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_probe_sampling_changes_are_found_in_the_probe_results(tmp_path):
+    def probe(step, **sampling):
+        d = tmp_path / "probes" / f"step_{step:08d}" / "recon"
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"sampling": {"sampler": "ddim", "steps": 10, "guidance": 3.0,
+                                                                 **sampling}}))
+
+    probe(250)  # written before restart sampling existed: no "restarts" key
+    probe(500, restarts=0)
+    probe(750, restarts=2, restart_strength=0.6)
+    probe(1000, restarts=2, restart_strength=0.6)
+    (tmp_path / "probes" / "step_00001250" / "recon").mkdir(parents=True)
+    (tmp_path / "probes" / "step_00001250" / "recon" / "results.json").write_text("{broken")
+    assert probe_sampling_changes(tmp_path) == [(750, "probe sampling from here: ddim, 10 steps, 2 restarts")]
+    assert probe_sampling_changes(tmp_path / "nowhere") == []
