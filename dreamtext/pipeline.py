@@ -351,7 +351,8 @@ class DreamTextPipeline:
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
-        ``restarts`` (restart-sampling passes) default to ``cfg.sample``; ``seed`` makes the result bit-identical on the
+        ``restarts`` (restart-sampling passes) default to ``cfg.sample``; ``seed``
+        makes the result bit-identical on the
         same machine (None: a random seed).
         """
         import torch

@@ -54,7 +54,8 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale s (default: the model's config)")
     p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], help="the scheduler (default: ddim)")
     p.add_argument("--restarts", type=int, help="restart-sampling passes after the first (default: the model's "
-                                                  "config); each re-runs the last 60%% of the steps")
+                                                  "config); each re-runs the last restart_strength (0.6) of the "
+                                                  "steps")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
 
 
