@@ -147,6 +147,18 @@ def test_edit_request_changes_the_box_and_offers_the_result(tiny_pipeline, tmp_p
     assert out.overlay.shape[1] == photo.shape[1] and out.overlay.shape[0] > photo.shape[0]
 
 
+def test_restarts_reach_the_pipeline_and_are_checked(tiny_pipeline, tmp_path):
+    photo = load_upload(make_photo(tmp_path / "photo.png"), ServeSettings())
+    service, spec = _service(tiny_pipeline, tmp_path), format_region(SIGN_BOX, "OPEN")
+    plain = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, restarts=0)
+    restarted = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, restarts=1)
+    assert plain.message.startswith("Done: 1 box edited (2 steps, guidance")
+    assert restarted.message.startswith("Done: 1 box edited (2 steps + 1 restarts, guidance")
+    assert not np.array_equal(plain.image, restarted.image)  # the restart pass repainted the box
+    bad = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, restarts=9)
+    assert not bad.ok and bad.message == "Error: restarts must be between 0 and 4, got 9"
+
+
 def test_same_seed_gives_the_same_result(tiny_pipeline, tmp_path):
     photo = load_upload(make_photo(tmp_path / "photo.png"), ServeSettings())
     service = _service(tiny_pipeline, tmp_path)

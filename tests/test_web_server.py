@@ -168,6 +168,7 @@ def test_browser_edit_changes_the_word_and_downloads_the_result(page, server, tm
     assert np.abs(np.subtract(numbers, SIGN_BOX)).max() <= 2, line  # the clicks landed on the photo's pixels
     assert line.endswith(", OPEN")
     assert page.input_value("#steps input[type=number]") == "4"  # the model's own default (test preset)
+    assert page.input_value("#restarts input[type=number]") == "0"
 
     page.click("#run")
     message = _wait_status(page, "Done", timeout=90)
@@ -254,13 +255,13 @@ def test_progress_is_shown_and_a_second_request_waits_in_the_queue(server, tmp_p
         assert status[-1].startswith("Photo loaded"), status
     spec = format_region(SIGN_BOX, "OPEN")
     # The first request samples 16 steps so it is still running when the second arrives.
-    first = users[0].submit(spec, 16, 3.0, "ddim", 0, api_name="/edit")
+    first = users[0].submit(spec, 16, 3.0, "ddim", 0, 0, api_name="/edit")
     deadline = time.monotonic() + 60
     running = (Status.PROCESSING, Status.PROGRESS)  # PROGRESS: the sampler's progress bar is updating
     while first.status().code not in running and time.monotonic() < deadline:
         time.sleep(0.02)
     assert first.status().code in running
-    second = users[1].submit(spec, 2, 3.0, "ddim", 1, api_name="/edit")
+    second = users[1].submit(spec, 2, 3.0, "ddim", 1, 0, api_name="/edit")
     seen, progress = set(), []
     while not first.done():
         code = second.status().code
@@ -303,7 +304,8 @@ def test_server_writes_only_into_its_temp_folder_and_removes_it(server, tmp_path
 
     user = _client(server.url)
     user.predict(handle_file(str(make_photo(tmp_path / "street.png"))), api_name="/on_upload")
-    assert user.predict(format_region(SIGN_BOX, "OK"), 1, 3.0, "ddim", 0, api_name="/edit")[0].startswith("Done")
+    done = user.predict(format_region(SIGN_BOX, "OK"), 1, 3.0, "ddim", 0, 1, api_name="/edit")[0]
+    assert done.startswith("Done") and "1 steps + 1 restarts" in done
     root = server.root
     during = sorted(p.name for p in (root / "tmp").iterdir())
     assert len(during) == 1 and during[0].startswith("dreamtext-serve-"), during
