@@ -62,7 +62,7 @@ def probe_sampling_changes(run_dir: str | Path) -> list[tuple[int, str]]:
         if previous is not None and now != previous:
             changes.append((step, f"probe sampling from here: {now[0]}, {now[1]} steps, {now[3]} restarts"))
         previous = now
-    return sorted(changes)
+    return changes  # in step order: the step_<n> directory names are zero-padded
 
 
 def smooth(values: np.ndarray, weight: float = 0.8) -> np.ndarray:

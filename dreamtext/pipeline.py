@@ -352,15 +352,14 @@ class DreamTextPipeline:
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
         ``restarts`` (restart-sampling passes) default to ``cfg.sample``; ``seed``
-        makes the result bit-identical on the
-        same machine (None: a random seed).
+        makes the result bit-identical on the same machine (None: a random seed).
         """
         import torch
         from PIL import Image
 
         from .diffusion import make_scheduler
         from .io_utils import read_image_rgb
-        from .sampling import restart_step_count, sample_with_attention
+        from .sampling import sample_with_attention
 
         cfg = self.cfg
         steps = cfg.sample.steps if steps is None else steps
@@ -375,10 +374,9 @@ class DreamTextPipeline:
 
         generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
         cond = self.model.make_cond(batch)
-        strength = cfg.sample.restart_strength
-        bar = _StepBar(steps + restarts * restart_step_count(steps, strength)) if progress else None
+        bar = _StepBar() if progress else None
         out = sample_with_attention(self.model, cond, make_scheduler(cfg, sampler), steps, guidance, generator,
-                                    progress=bar, restarts=restarts, restart_strength=strength)
+                                    progress=bar, restarts=restarts, restart_strength=cfg.sample.restart_strength)
         if bar is not None:
             bar.close()
         crops = _to_uint8(out.x0)
@@ -480,15 +478,21 @@ def _to_uint8(x) -> np.ndarray:
 
 
 class _StepBar:
-    """A tqdm bar over sampling steps, driven by the sampler's progress callback."""
+    """A tqdm bar over sampling steps, driven by the sampler's progress callback.
 
-    def __init__(self, total: int):
-        from tqdm.auto import tqdm
+    The bar opens on the first step with the total the sampler reports (every pass, restarts included).
+    """
 
-        self.bar = tqdm(total=total, desc="sampling", unit="step", leave=False)
+    def __init__(self):
+        self.bar = None
 
     def __call__(self, step: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="sampling", unit="step", leave=False)
         self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

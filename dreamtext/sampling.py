@@ -101,24 +101,21 @@ def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: fl
     device = cond["mask"].device
     restart_steps = restart_step_count(steps, restart_strength)
     total = steps + restarts * restart_steps
-    done = 0
-
-    def tick():
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
     use_cfg = guidance != 1.0
     # [conditional; unconditional] in one batch of 2B: one UNet call per step.
     cond_in = cat_cond(cond, uncond_twin(cond)) if use_cfg else cond
-    denoise = _Denoiser(model, cond_in, scheduler, guidance if use_cfg else None, batch,
-                        _step_kwargs(scheduler, cfg, generator), tick)
+    step_kwargs = _step_kwargs(scheduler, cfg, generator)
+
+    def run_pass(z: torch.Tensor, timesteps: torch.Tensor, frac: float, done: int):
+        report = None if progress is None else (lambda i: progress(done + i, total))
+        return _denoise(model, z, timesteps, scheduler, cond_in, guidance if use_cfg else None, batch,
+                        step_kwargs, frac, report)
 
     scheduler.set_timesteps(steps, device=device)
     if z_T is None:
         z_T = torch.randn(_latent_shape(model, batch), generator=generator, dtype=torch.float32)
-    z = denoise(z_T.to(device) * scheduler.init_noise_sigma, scheduler.timesteps, 0 if restarts else attn_frac)
+    z, attn = run_pass(z_T.to(device) * scheduler.init_noise_sigma, scheduler.timesteps,
+                       0 if restarts else attn_frac, 0)
     for k in range(restarts):
         # img2img's convention (diffusers' get_timesteps): the last int(steps · strength) timesteps of a fresh
         # `steps`-step schedule, the scheduler told where it starts (Euler / DPM++ keep a step index).
@@ -129,49 +126,44 @@ def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: fl
             scheduler.set_begin_index(start * scheduler.order)
         noise = torch.randn(z.shape, generator=generator, dtype=torch.float32).to(device)
         z = scheduler.add_noise(z, noise, timesteps[:1])  # the forward process q(z_t | z_0) from the pass's result
-        z = denoise(z, timesteps, attn_frac if k == restarts - 1 else 0)
+        z, attn = run_pass(z, timesteps, attn_frac if k == restarts - 1 else 0, steps + k * restart_steps)
     x0 = model.decode_latent(z).clamp(-1, 1)
-    return SampleOutput(x0=x0, attn=denoise.attn)
+    return SampleOutput(x0=x0, attn=attn)
 
 
-class _Denoiser:
-    """One pass of the reverse process over given timesteps; keeps Ā of the last pass that recorded."""
+def _denoise(model, z: torch.Tensor, timesteps: torch.Tensor, scheduler, cond_in: dict, guidance: float | None,
+             batch: int, step_kwargs: dict, attn_frac: float, on_step=None):
+    """One pass of the reverse process over ``timesteps`` → (z, Ā of its last ``attn_frac`` steps or None).
 
-    def __init__(self, model, cond_in: dict, scheduler, guidance: float | None, batch: int, step_kwargs: dict,
-                 tick):
-        self.model, self.cond_in, self.scheduler = model, cond_in, scheduler
-        self.guidance, self.batch, self.step_kwargs, self.tick = guidance, batch, step_kwargs, tick
-        self.attn = None
-
-    def __call__(self, z: torch.Tensor, timesteps: torch.Tensor, attn_frac: float) -> torch.Tensor:
-        model, scheduler = self.model, self.scheduler
-        n_record = 0 if attn_frac <= 0 else max(1, round(attn_frac * len(timesteps)))
-        store = getattr(model, "attention_store", None)
-        attn_sum, attn_count = None, 0
-        for i, t in enumerate(timesteps):
-            record = store is not None and i >= len(timesteps) - n_record
-            if store is not None:
-                store.reset()
-                store.active = record
-            z_in = scheduler.scale_model_input(z, t)
-            z_in = torch.cat([z_in, z_in]) if self.guidance is not None else z_in
-            t_in = t.reshape(1).expand(z_in.shape[0]).to(z.device)
-            eps = model(z_in, t_in, self.cond_in)
-            if self.guidance is not None:
-                eps_c, eps_u = eps.chunk(2)
-                eps = eps_u + self.guidance * (eps_c - eps_u)  # classifier-free guidance (§2)
-            if record:
-                a_bar = _aggregate(model, store.maps(), self.batch)  # (B, L, h', w')
-                attn_sum = a_bar if attn_sum is None else attn_sum + a_bar
-                attn_count += 1
-            z = scheduler.step(eps, t, z, **self.step_kwargs).prev_sample
-            self.tick()
+    ``guidance`` None: ``cond_in`` is the condition alone (no CFG); else [conditional; unconditional].
+    ``on_step(i)`` is called after the i-th step (1-based).
+    """
+    n_record = 0 if attn_frac <= 0 else max(1, round(attn_frac * len(timesteps)))
+    store = getattr(model, "attention_store", None)
+    attn_sum, attn_count = None, 0
+    for i, t in enumerate(timesteps):
+        record = store is not None and i >= len(timesteps) - n_record
         if store is not None:
-            store.active = False
             store.reset()
-        if attn_count:
-            self.attn = attn_sum / attn_count
-        return z
+            store.active = record
+        z_in = scheduler.scale_model_input(z, t)
+        z_in = torch.cat([z_in, z_in]) if guidance is not None else z_in
+        t_in = t.reshape(1).expand(z_in.shape[0]).to(z.device)
+        eps = model(z_in, t_in, cond_in)
+        if guidance is not None:
+            eps_c, eps_u = eps.chunk(2)
+            eps = eps_u + guidance * (eps_c - eps_u)  # classifier-free guidance (§2)
+        if record:
+            a_bar = _aggregate(model, store.maps(), batch)  # (B, L, h', w')
+            attn_sum = a_bar if attn_sum is None else attn_sum + a_bar
+            attn_count += 1
+        z = scheduler.step(eps, t, z, **step_kwargs).prev_sample
+        if on_step is not None:
+            on_step(i + 1)
+    if store is not None:
+        store.active = False
+        store.reset()
+    return z, (attn_sum / attn_count if attn_count else None)
 
 
 def restart_step_count(steps: int, strength: float) -> int:
@@ -179,7 +171,7 @@ def restart_step_count(steps: int, strength: float) -> int:
     return max(1, min(steps, int(steps * strength)))
 
 
-def check_sampling(steps: int, guidance: float, restarts: int = 0, restart_strength: float = 0.6) -> None:
+def check_sampling(steps: int, guidance: float, restarts: int, restart_strength: float) -> None:
     """Raise :class:`ConfigError` for sampling settings no sampler accepts."""
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
