@@ -280,39 +280,22 @@ class Trainer:
     # ----- benchmark probe
     @torch.no_grad()
     def probe(self) -> dict[str, float]:
-        """The evaluation protocol on the first ``probe_size`` bench records with the EMA weights (main process).
+        """The benchmark probe (``probe.run_probe``) with the EMA weights, on the main process only.
 
-        Returns ``probe/{recon,edit}_seq_acc`` (case-insensitive), ``probe/{recon,edit}_ned``,
-        ``probe/mask_miou`` with its letter-blind baseline ``probe/mask_miou_slices`` and
-        ``probe/ocr_ceiling`` (recon), and writes each task's report to ``probes/step_<n>/<task>/``. The other
-        processes wait at their next gradient all-reduce (a probe takes minutes, far below DDP's timeout).
+        The other processes wait at their next gradient all-reduce (a probe takes minutes, far below DDP's timeout).
         """
         if not self.acc.is_main_process:
             return {}
-        from .evaluate import EvalSettings, evaluate
         from .pipeline import DreamTextPipeline
+        from .probe import probe_dir, run_probe
 
-        t = self.cfg.train
         model, was_training = self.model, self.model.training
-        out_root = self.run_dir / "probes" / f"step_{self.step:08d}"
-        values = {}
         try:
             with self.ema.swapped_in(model):
                 pipe = DreamTextPipeline(model, self.cfg, device=str(self.acc.device))  # puts the model in eval()
-                for task in ("recon", "edit"):
-                    settings = EvalSettings(data="bench", task=task, limit=t.probe_size, steps=t.probe_steps,
-                                            report_samples=4)
-                    metrics = evaluate(settings, out_root / task, pipeline=pipe, progress=False)["metrics"]
-                    values[f"probe/{task}_seq_acc"] = metrics["seq_acc_ci"]
-                    values[f"probe/{task}_ned"] = metrics["ned"]  # moves long before SeqAcc leaves 0
-                    if task == "recon":
-                        values["probe/ocr_ceiling"] = metrics["ocr_ceiling_seq_acc_ci"]
-                        for key in ("mask_miou", "mask_miou_slices"):
-                            if key in metrics:
-                                values[f"probe/{key}"] = metrics[key]
+                return run_probe(pipe, self.cfg.train, probe_dir(self.run_dir, self.step))
         finally:
             model.train(was_training)
-        return values
 
     # ----- sample grid
     @torch.no_grad()

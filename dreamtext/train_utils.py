@@ -168,10 +168,15 @@ class MetricsLogger:
             except ImportError:
                 self._tb = None
 
-    def log(self, step: int, values: dict[str, float]) -> None:
+    @staticmethod
+    def format_line(step: int, values: dict) -> str:
+        """One ``metrics.jsonl`` line: ``{"step": n, name: value, ...}`` (numbers as plain floats)."""
         record = {"step": int(step)}
         record.update({k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in values.items()})
-        self._file.write(json.dumps(record) + "\n")
+        return json.dumps(record) + "\n"
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self._file.write(self.format_line(step, values))
         self._file.flush()
         if self._tb is not None:
             for k, v in values.items():

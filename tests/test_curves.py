@@ -49,3 +49,43 @@ def test_probe_sampling_changes_are_found_in_the_probe_results(tmp_path):
     (tmp_path / "probes" / "step_00001250" / "recon" / "results.json").write_text("{broken")
     assert probe_sampling_changes(tmp_path) == [(750, "probe sampling from here: ddim, 10 steps, 2 restarts")]
     assert probe_sampling_changes(tmp_path / "nowhere") == []
+
+
+def _fake_run(root, name, steps, per_step, ckpt_step=None):
+    """A run directory: training lines at ``steps`` and a checkpoint that took ``per_step`` samples a step."""
+    run = root / name
+    ckpt = run / "checkpoints" / f"step_{ckpt_step or steps[-1]:08d}"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "model.safetensors").write_bytes(b"")
+    step = ckpt_step or steps[-1]
+    (ckpt / "state.json").write_text(json.dumps({"step": step, "data": {"samples_seen": step * per_step}}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss/total": 1.0 / s, "miou": 0.1})
+                                               + "\n" for s in steps))
+    return run
+
+
+def test_runs_drawn_one_after_another_over_samples_seen(tmp_path):
+    from PIL import Image
+
+    from dreamtext.curves import chain_runs
+
+    cpu = _fake_run(tmp_path, "cpu", [10, 20, 30], per_step=16)
+    gpu = _fake_run(tmp_path, "gpu", [5, 10], per_step=128)
+    records, boundaries, label = chain_runs([cpu, gpu])
+    # cpu: 16 samples a step → 0.16k, 0.32k, 0.48k; gpu starts at 0.48k, 128 a step → +0.64k, +1.28k
+    assert [round(r["x"], 6) for r in records] == [0.16, 0.32, 0.48, 1.12, 1.76]
+    assert [r["run"] for r in records] == [0, 0, 0, 1, 1]
+    assert boundaries == [(pytest.approx(0.48), "gpu (128/step)")]
+    assert label == "training samples seen (thousands)"
+    one, none, step_label = chain_runs([cpu])  # one run keeps the step axis
+    assert [r["x"] for r in one] == [10, 20, 30] and none == [] and step_label == "step"
+    out = plot_run([cpu, gpu], tmp_path / "c.png")
+    assert np.asarray(Image.open(out).convert("RGB")).shape == (700, 1100, 3)
+    # A run without a checkpoint cannot be placed by samples: said so, no picture.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss/total": 1.0}) + "\n")
+    with pytest.raises(DatasetError, match="'.*bare' has no checkpoint saying how many samples"):
+        plot_run([cpu, bare], tmp_path / "d.png")
+    assert not (tmp_path / "d.png").exists()

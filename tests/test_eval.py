@@ -1,7 +1,10 @@
 """`dreamtext eval` end to end on a tiny random model and the real benchmark split."""
 
+import contextlib
 import csv
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -37,10 +40,21 @@ def recon_run(tiny_ckpt, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # a machine with LPIPS / FID weights configured still tests the skip
         mp.delenv(metrics.LPIPS_ENV, raising=False)
         mp.delenv(metrics.FID_ENV, raising=False)
-        rc = main(["eval", "--data", "bench", "--task", "recon", "--ckpt", str(tiny_ckpt), "--limit", str(LIMIT),
-                   "--out", str(out), "--steps", "2", "--no-progress"])
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            rc = main(["eval", "--data", "bench", "--task", "recon", "--ckpt", str(tiny_ckpt), "--limit", str(LIMIT),
+                       "--out", str(out), "--steps", "2", "--no-progress"])
     assert rc == 0
+    (out.parent / "stdout.txt").write_text(printed.getvalue())
     return out
+
+
+def test_summary_names_the_reference_beside_each_metric(recon_run):
+    printed = (recon_run.parent / "stdout.txt").read_text()
+    assert re.search(r"SeqAcc, case-insensitive \(%\).*\(OCR ceiling [0-9.]+\)", printed)
+    # The mask mIoU's reference is the letter-blind baseline, not the OCR.
+    assert re.search(r"character-mask mIoU.*\(even slices 0\.[0-9]{3}\)", printed)
+    assert not re.search(r"mIoU.*OCR ceiling", printed)
 
 
 def test_recon_writes_every_file(recon_run, tiny_ckpt):

@@ -92,6 +92,40 @@ def test_benchmark_probe_logs_seq_acc_and_mask_miou_and_writes_reports(run):
         assert (run / "probes" / "step_00000004" / task / "report.md").is_file()
 
 
+def test_probe_afterwards_reproduces_the_trainers_probe(run, tmp_path, capsys):
+    import shutil
+
+    # The step-4 checkpoint already has the trainer's probe: a second point at one step is refused.
+    assert main(["probe", str(run), "--no-progress"]) == 2
+    assert "already has probe values" in capsys.readouterr().err
+    trainer_probe = next(r for r in read_metrics(run) if "probe/recon_seq_acc" in r)
+    # The same run as if trained with train.probe_every=0: no probe lines, no reports.
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("probes", "tensorboard"))
+    lines = (copy / "metrics.jsonl").read_text().splitlines()
+    (copy / "metrics.jsonl").write_text("".join(ln + "\n" for ln in lines if "probe/" not in ln))
+    assert main(["probe", str(copy), "--no-progress"]) == 0
+    assert "probe of step 4" in capsys.readouterr().out
+    records = read_metrics(copy)
+    assert len(records) == len(lines)  # one line appended, nothing else touched
+    added = records[-1]
+    assert set(added) == set(trainer_probe)
+    for key in trainer_probe:  # the EMA weights of the checkpoint, the run's probe size and steps, the same seeds
+        assert added[key] == pytest.approx(trainer_probe[key], abs=1e-9), key
+    results = json.loads((copy / "probes" / "step_00000004" / "edit" / "results.json").read_text())
+    assert results["n_samples"] == 2 and results["sampling"]["steps"] == 2
+    # A pipeline directory has no step; bad sizes are one-line errors.
+    pipe_dir = tmp_path / "pipe"
+    assert main(["export", str(run), "--out", str(pipe_dir)]) == 0
+    capsys.readouterr()
+    assert main(["probe", str(copy), "--checkpoint", str(pipe_dir)]) == 2
+    assert "not a training checkpoint" in capsys.readouterr().err
+    assert main(["probe", str(copy), "--size", "0"]) == 2
+    assert "--size must be at least 1" in capsys.readouterr().err
+    assert main(["probe", str(tmp_path / "nowhere")]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err
+
+
 def test_curves_picture_of_the_run(run, tmp_path):
     out = tmp_path / "curves.png"
     assert main(["curves", str(run), "--out", str(out)]) == 0
