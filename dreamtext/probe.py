@@ -56,7 +56,7 @@ def probe_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None, 
 
     from .checkpoint import latest_checkpoint, read_json, resolve_checkpoint
     from .pipeline import DreamTextPipeline
-    from .train_utils import read_metrics
+    from .train_utils import MetricsLogger, read_metrics
 
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.jsonl").is_file():
@@ -68,14 +68,16 @@ def probe_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None, 
     if not isinstance(state.get("step"), int):
         raise CheckpointError(f"{str(ckpt)!r} is not a training checkpoint (its state.json has no step)")
     step = state["step"]
-    if any(r.get("step") == step and any(k.startswith("probe/") for k in r) for r in read_metrics(run_dir)):
+    try:
+        records = read_metrics(run_dir)
+    except ValueError as e:
+        raise CheckpointError(f"{str(run_dir / 'metrics.jsonl')!r} is not JSON lines: {e}") from None
+    if any(r.get("step") == step and any(k.startswith("probe/") for k in r) for r in records):
         raise CheckpointError(f"step {step} of {str(run_dir)!r} already has probe values in metrics.jsonl")
     pipe = DreamTextPipeline.from_pretrained(ckpt)  # EMA weights when present
     t = pipe.cfg.train
     t = dataclasses.replace(t, probe_size=size or t.probe_size, probe_steps=steps or t.probe_steps)
     values = run_probe(pipe, t, probe_dir(run_dir, step), progress=progress)
-    from .train_utils import MetricsLogger
-
     # Appended (one line, one write): a run still training beside it keeps writing its own lines.
     with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
         f.write(MetricsLogger.format_line(step, values))

@@ -124,6 +124,9 @@ def test_probe_afterwards_reproduces_the_trainers_probe(run, tmp_path, capsys):
     assert "--size must be at least 1" in capsys.readouterr().err
     assert main(["probe", str(tmp_path / "nowhere")]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+    (copy / "metrics.jsonl").write_text("{broken\n")
+    assert main(["probe", str(copy)]) == 2
+    assert "is not JSON lines" in capsys.readouterr().err
 
 
 def test_curves_picture_of_the_run(run, tmp_path):
