@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``edit`` and ``demo``."""
     p.add_argument("--ckpt", help="a trained run, checkpoint or pipeline directory (default: the shipped model)")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the model's config, 50 for tiny)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's config, 10 for tiny)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale s (default: the model's config)")
     p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], help="the scheduler (default: ddim)")
     p.add_argument("--restarts", type=int, help="restart-sampling passes after the first (default: the model's "
