@@ -82,12 +82,7 @@ def smooth(values: np.ndarray, weight: float = 0.8) -> np.ndarray:
 def _read_run(run_dir: Path) -> list[dict]:
     from .train_utils import read_metrics
 
-    if not (run_dir / "metrics.jsonl").is_file():
-        raise DatasetError(f"{str(run_dir)!r} has no metrics.jsonl: is it a training run directory?")
-    try:
-        records = read_metrics(run_dir)
-    except ValueError as e:
-        raise DatasetError(f"{str(run_dir / 'metrics.jsonl')!r} is not JSON lines: {e}") from None
+    records = read_metrics(run_dir, required=True)
     if not any("loss/total" in r for r in records):
         raise DatasetError(f"{str(run_dir / 'metrics.jsonl')!r} has no logged training step yet")
     return records

@@ -59,8 +59,7 @@ def probe_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None, 
     from .train_utils import MetricsLogger, read_metrics
 
     run_dir = Path(run_dir)
-    if not (run_dir / "metrics.jsonl").is_file():
-        raise CheckpointError(f"{str(run_dir)!r} has no metrics.jsonl: is it a training run directory?")
+    records = read_metrics(run_dir, required=True)
     ckpt = resolve_checkpoint(checkpoint) if checkpoint is not None else latest_checkpoint(run_dir)
     if ckpt is None:
         raise CheckpointError(f"run {str(run_dir)!r} has no checkpoint to probe")
@@ -68,10 +67,6 @@ def probe_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None, 
     if not isinstance(state.get("step"), int):
         raise CheckpointError(f"{str(ckpt)!r} is not a training checkpoint (its state.json has no step)")
     step = state["step"]
-    try:
-        records = read_metrics(run_dir)
-    except ValueError as e:
-        raise CheckpointError(f"{str(run_dir / 'metrics.jsonl')!r} is not JSON lines: {e}") from None
     if any(r.get("step") == step and any(k.startswith("probe/") for k in r) for r in records):
         raise CheckpointError(f"step {step} of {str(run_dir)!r} already has probe values in metrics.jsonl")
     pipe = DreamTextPipeline.from_pretrained(ckpt)  # EMA weights when present

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DreamTextError
+from .errors import DatasetError, DreamTextError
 
 
 class NonFiniteLossError(DreamTextError, FloatingPointError):
@@ -196,10 +196,20 @@ def _line_step(line: str) -> int | None:
         return None
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of a run's ``metrics.jsonl``."""
+def read_metrics(run_dir: str | Path, required: bool = False) -> list[dict]:
+    """The records of a run's ``metrics.jsonl`` ([] when it has none, unless ``required``).
+
+    A file that is not JSON lines, or a missing one when ``required``, is a :class:`DatasetError` naming it.
+    """
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+    if not path.is_file():
+        if required:
+            raise DatasetError(f"{str(run_dir)!r} has no metrics.jsonl: is it a training run directory?")
+        return []
+    try:
+        return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    except ValueError as e:
+        raise DatasetError(f"{str(path)!r} is not JSON lines: {e}") from None
 
 
 # ----------------------------------------------------------------------------- checkpoints
