@@ -58,6 +58,7 @@ class AblationSettings:
     eval_limit: int | None = 200  # samples of the benchmark split per variant (None: all of it)
     eval_steps: int | None = None  # sampling steps of the evaluation (None: the config's)
     eval_workers: int = 1  # evaluation processes (dreamtext eval --workers)
+    eval_device: str = "cpu"  # where the evaluation samples (dreamtext eval --device); training picks its own
 
     def check(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -67,6 +68,9 @@ class AblationSettings:
             raise ConfigError("no ablation variant given")
         if self.steps < 1:
             raise ConfigError(f"the step budget must be at least 1, got {self.steps}")
+        from .evaluate import check_device
+
+        check_device(self.eval_device)  # before hours of training, not after
 
     def k_gt_steps(self) -> int:
         return self.k_gt if self.k_gt is not None else max(1, round(self.steps * K_GT_FRACTION))
@@ -76,6 +80,18 @@ def variant_overrides(settings: AblationSettings, name: str, run_dir: Path) -> l
     """The full override list that defines variant ``name``'s training run."""
     return [f"train.max_steps={settings.steps}", f"train.seed={settings.seed}", f"train.out_dir={run_dir}",
             f"loss.k_gt={settings.k_gt_steps()}", *settings.overrides, *VARIANTS[name]]
+
+
+def same_experiment(a: list[str], b: list[str]) -> bool:
+    """Whether two variants' override lists define the same training, wherever their run folders lie.
+
+    ``train.out_dir`` only says where the run was written, so an ablation folder
+    can be moved, or variants trained on another machine copied in, and still be reused.
+    """
+    def portable(overrides):
+        return [o for o in overrides if not o.startswith("train.out_dir=")]
+
+    return portable(a) == portable(b)
 
 
 def _train_loss(summary) -> float | None:
@@ -100,7 +116,7 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
         overrides = variant_overrides(settings, name, run_dir)
         done = eval_dir / "results.json"
         previous = json.loads(done.read_text()) if done.is_file() else None
-        if previous is not None and previous.get("ablation", {}).get("overrides") == overrides:
+        if previous is not None and same_experiment(previous.get("ablation", {}).get("overrides") or [], overrides):
             print(f"ablate: {name}: already evaluated, reusing {done}")
             entries.append(previous["ablation"])
             continue
@@ -114,7 +130,7 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
             break
         eval_settings = EvalSettings(data=settings.eval_data, task=settings.task, ckpt=str(run_dir),
                                      limit=settings.eval_limit, seed=settings.seed, steps=settings.eval_steps,
-                                     workers=settings.eval_workers)
+                                     workers=settings.eval_workers, device=settings.eval_device)
         results = evaluate(eval_settings, eval_dir, progress=progress)  # loads the run's EMA weights
         entry = {"name": name, "overrides": overrides, "changes": VARIANTS[name], "train_loss": _train_loss(summary),
                  "train_seconds": train_seconds, "weights_sha256": results["weights_sha256"],

@@ -58,6 +58,7 @@ class EvalSettings:
     fid_inception: str | None = None  # TorchScript FID Inception (None: $DREAMTEXT_FID_INCEPTION)
     ceiling_only: bool = False  # only measure the OCR on the untouched inputs (no model runs)
     workers: int = 1  # processes (spawned: a calling script needs `if __name__ == "__main__":`), each with its own model
+    device: str = "cpu"  # where the model samples ("cpu", "cuda", "cuda:1"); noise is drawn on the CPU either way
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -68,6 +69,21 @@ class EvalSettings:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.report_samples < 1:
             raise ConfigError(f"report_samples must be at least 1, got {self.report_samples}")
+        check_device(self.device)
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch does not know or this machine lacks, before any model is built."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N): {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {device!r}: the evaluation runs on cpu or cuda")
 
 
 def weights_sha256(model) -> str:
@@ -365,7 +381,7 @@ def _load(settings: EvalSettings, pipeline):
     from .pipeline import DreamTextPipeline
 
     if pipeline is None and (settings.ckpt is not None or not settings.ceiling_only):
-        pipeline = DreamTextPipeline.from_pretrained(settings.ckpt)
+        pipeline = DreamTextPipeline.from_pretrained(settings.ckpt, device=settings.device)
     if settings.ceiling_only:
         return None, pipeline.cfg if pipeline is not None else load_config("tiny")
     return pipeline, pipeline.cfg

@@ -1,6 +1,7 @@
 """`dreamtext ablate` on the test preset with a two-step budget: trains, evaluates, compares, resumes."""
 
 import json
+import shutil
 
 import pytest
 
@@ -21,6 +22,8 @@ def test_variant_overrides_and_k_gt(tmp_path):
         load_config("tiny", overrides=variant_overrides(s, name, tmp_path))
     with pytest.raises(ConfigError, match="unknown ablation variant"):
         AblationSettings(variants=("gt", "magic")).check()
+    with pytest.raises(ConfigError, match="unknown device"):  # refused before any training
+        AblationSettings(eval_device="tpu:x").check()
 
 
 def test_ablation_trains_evaluates_and_resumes(tmp_path, capsys):
@@ -47,3 +50,15 @@ def test_ablation_trains_evaluates_and_resumes(tmp_path, capsys):
     assert "already evaluated" in capsys.readouterr().out
     assert [e["weights_sha256"] for e in entries] == [e["weights_sha256"] for e in summary["variants"]]
     assert stamp == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")}  # nothing retrained
+
+    # A moved ablation folder (or variants evaluated elsewhere and copied in) is still reused.
+    moved = tmp_path.parent / "moved-ablation"
+    shutil.move(str(tmp_path), moved)
+    entries = run_ablation(AblationSettings(preset="test", steps=2, eval_limit=1, eval_steps=1), moved,
+                           progress=False)
+    assert capsys.readouterr().out.count("already evaluated") == 3
+    assert [e["weights_sha256"] for e in entries] == [e["weights_sha256"] for e in summary["variants"]]
+    assert not list(moved.rglob("step_00000003"))
+    # A different budget is a different experiment: not reused.
+    assert not any(e["overrides"] == variant_overrides(AblationSettings(steps=3), e["name"], moved / e["name"] / "run")
+                   for e in entries)

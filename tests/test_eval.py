@@ -154,6 +154,13 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["eval", "--limit", "0", "--out", str(tmp_path / "o"), "--ceiling-only"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+    assert main(["eval", "--device", "gpu0", "--out", str(tmp_path / "o"), "--limit", "1"]) == 2
+    assert "unknown device 'gpu0'" in capsys.readouterr().err
+    assert main(["eval", "--device", "meta", "--out", str(tmp_path / "o"), "--limit", "1"]) == 2
+    assert "runs on cpu or cuda" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # the machine this suite runs on in CI
+        assert main(["eval", "--device", "cuda", "--out", str(tmp_path / "o"), "--limit", "1"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
 
 
 def _icdar13_folder(root):

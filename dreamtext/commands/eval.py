@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="processes, each with its own copy of the model, sharing the records (default 1; "
                         "the numbers do not depend on it)")
+    p.add_argument("--device", default="cpu",
+                   help="where the model samples: cpu (default), cuda or cuda:N; the initial noise is drawn on "
+                        "the CPU, so seeds pick the same noise on either")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -42,7 +45,7 @@ def run(args) -> int:
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler,
                             restarts=args.restarts, ocr=args.ocr,
                             report_samples=args.report_samples, ceiling_only=args.ceiling_only,
-                            workers=args.workers)
+                            workers=args.workers, device=args.device)
     results = evaluate(settings, args.out, progress=not args.no_progress)
     m = results["metrics"]
     print(f"{results['task']} on {results['data']}: {results['n_samples']} samples "
