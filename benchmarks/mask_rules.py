@@ -27,7 +27,8 @@ def main() -> None:
     from dreamtext.char_masks import blur3, predict_char_masks, resize_map, select_maps
     from dreamtext.data.sources import open_source
     from dreamtext.metrics import char_mask_miou
-    from dreamtext.pipeline import DreamTextPipeline, masks_to_image, region_support
+    from dreamtext.paste import masks_to_image, region_support
+    from dreamtext.pipeline import DreamTextPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")

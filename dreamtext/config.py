@@ -166,6 +166,9 @@ class SampleConfig:
     # Paste-back: width of the feather band around each region, as a fraction of the
     # region's height (pixels farther out than the band stay byte-identical).
     feather: float = 0.15
+    # Paste-back colour: "feather" pastes the crop as generated; "poisson" first shifts its colours to meet
+    # the photograph's at the band's outer edge, keeping its gradients (Pérez et al. 2003; dreamtext.paste).
+    blend: str = "feather"
     # Regions whose text line is tilted by more than this many degrees are rotated upright
     # before the context window is cut (and rotated back when pasted); 0 never rotates.
     rectify_deg: float = 3.0

@@ -51,6 +51,7 @@ class EvalSettings:
     guidance: float | None = None  # CFG scale (None: sample.guidance)
     sampler: str | None = None  # "ddim" | "euler" | "dpm++" (None: sample.sampler)
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
+    blend: str | None = None  # paste-back, "feather" | "poisson" (None: sample.blend); OCR reads the pasted photo
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
     report_samples: int = 8  # rows in each of the best / worst picture grids
@@ -224,7 +225,8 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
             "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
             "sampler": settings.sampler or cfg.sample.sampler,
             "restarts": cfg.sample.restarts if settings.restarts is None else settings.restarts,
-            "restart_strength": cfg.sample.restart_strength},
+            "restart_strength": cfg.sample.restart_strength,
+            "blend": settings.blend or cfg.sample.blend},
         "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if settings.ceiling_only else weights_hash,
         "glyph_prior": bool(cfg.glyph_prior),
@@ -403,7 +405,7 @@ def _evaluate_one(settings: EvalSettings, pipeline, cfg, recognizer, lpips_model
     t0 = time.perf_counter()
     result = pipeline.edit(record.image, [record.word_quad], [target], steps=settings.steps,
                            guidance=settings.guidance, sampler=settings.sampler, restarts=settings.restarts,
-                           seed=settings.seed + index)
+                           blend=settings.blend, seed=settings.seed + index)
     seconds = time.perf_counter() - t0
     output = np.asarray(result.image)
     quad = result.regions[0].quad

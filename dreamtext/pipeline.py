@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError, RegionError
+from .paste import masks_to_image, paste_back, region_support, translate
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "assets" / "model"
 SAMPLERS = ("ddim", "euler", "dpm++")  # as dreamtext.diffusion.make_scheduler
@@ -125,12 +126,12 @@ def upright_rotation(quad: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.nd
     h, w = (float(v) for v in image_hw)
     a = np.radians(-text_angle(quad))
     c, s_ = np.cos(a), np.sin(a)
-    rot = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]], np.float64) @ _translate(-w / 2, -h / 2)
+    rot = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]], np.float64) @ translate(-w / 2, -h / 2)
     from .data.transforms import apply_matrix
 
     corners = apply_matrix(rot, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))
     lo, hi = corners.min(0), corners.max(0)
-    rot = _translate(-lo[0], -lo[1]) @ rot
+    rot = translate(-lo[0], -lo[1]) @ rot
     return rot, (int(np.ceil(hi[1] - lo[1])), int(np.ceil(hi[0] - lo[0])))
 
 
@@ -150,100 +151,6 @@ def window_matrix(quad: np.ndarray, image_hw: tuple[int, int], cfg) -> np.ndarra
     window = context_window(apply_matrix(pre, quad), frame_hw, tuple(cfg.image_size),
                             cfg.data.min_word_area_frac, cfg.data.context_scale)
     return window @ pre
-
-
-# ----------------------------------------------------------------------------- paste-back
-# Coordinates are continuous (pixel (i, j) covers [j, j+1] × [i, i+1]), as in
-# dreamtext.data.transforms, whose ``warp`` and ``fill_quad`` are used throughout.
-
-
-def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> np.ndarray:
-    """float32 (H, W) blend weight: 1 inside ``quad``, linear to 0 over ``feather_px`` pixels outside.
-
-    Every pixel at distance ≥ ``feather_px`` from the quad gets exactly 0.
-    """
-    import cv2
-
-    from .data.transforms import fill_quad
-
-    inside = fill_quad(quad, hw) > 0
-    if feather_px <= 0:
-        return inside.astype(np.float32)
-    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)  # 0 inside the quad
-    return np.clip(1.0 - dist / float(feather_px), 0.0, 1.0).astype(np.float32)
-
-
-def _bbox(points: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Integer (x0, y0, x1, y1) around points, grown by margin and clipped to the image."""
-    h, w = hw
-    x0 = int(np.floor(points[:, 0].min() - margin)); y0 = int(np.floor(points[:, 1].min() - margin))
-    x1 = int(np.ceil(points[:, 0].max() + margin)); y1 = int(np.ceil(points[:, 1].max() + margin))
-    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-
-
-def _translate(x0: float, y0: float) -> np.ndarray:
-    return np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
-
-
-def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np.ndarray,
-               feather_px: float) -> np.ndarray:
-    """Blend a generated model-resolution crop into ``image`` (uint8 (H, W, 3)) around ``quad``.
-
-    ``matrix`` maps image pixels to crop pixels (the context window). Only the
-    box around the quad's feather band is touched; elsewhere, and wherever the
-    blend weight is 0, the input pixels are copied unchanged.
-    """
-    from .data.transforms import warp
-
-    out = image.copy()
-    x0, y0, x1, y1 = _bbox(quad, feather_px + 2, image.shape[:2])
-    if x1 <= x0 or y1 <= y0:
-        return out
-    alpha = feather_alpha(quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0), feather_px)[..., None]
-    # crop → the image box: the inverse window, then the box's offset
-    back = warp(crop, _translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
-    patch = out[y0:y1, x0:x1]
-    blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
-    blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
-    return out
-
-
-def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, int], image_hw: tuple[int, int],
-                   support: np.ndarray | None = None) -> np.ndarray:
-    """Model-space masks bool (n, h', w') → bool (n, H, W) in image coordinates.
-
-    ``matrix`` maps image pixels to model pixels; masks at a coarser resolution
-    than the model (h' < H_model) are scaled first. ``support`` (bool (H, W))
-    limits the masks to where the image was changed.
-    """
-    from .data.transforms import apply_matrix, warp
-
-    n, mh, mw = masks.shape
-    to_mask = np.diag([mw / model_hw[1], mh / model_hw[0], 1.0]) @ matrix
-    out = np.zeros((n, *image_hw), bool)
-    if n == 0:
-        return out
-    corners = np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64)
-    x0, y0, x1, y1 = _bbox(apply_matrix(np.linalg.inv(to_mask), corners), 1, image_hw)
-    if x1 <= x0 or y1 <= y0:
-        return out
-    back = warp(masks.transpose(1, 2, 0).astype(np.float32), _translate(-x0, -y0) @ np.linalg.inv(to_mask),
-                (y1 - y0, x1 - x0), border="constant", interpolation="nearest")
-    out[:, y0:y1, x0:x1] = back.reshape(y1 - y0, x1 - x0, n).transpose(2, 0, 1) > 0.5
-    if support is not None:
-        out &= support[None]
-    return out
-
-
-def region_support(quad: np.ndarray, image_hw: tuple[int, int], feather_px: float) -> np.ndarray:
-    """bool (H, W): the pixels an edit of ``quad`` may change (the quad and its feather band)."""
-    out = np.zeros(image_hw, bool)
-    x0, y0, x1, y1 = _bbox(quad, feather_px + 2, image_hw)
-    if x1 > x0 and y1 > y0:
-        local = quad - np.array([x0, y0], np.float32)
-        out[y0:y1, x0:x1] = feather_alpha(local, (y1 - y0, x1 - x0), feather_px) > 0
-    return out
 
 
 # ----------------------------------------------------------------------------- results
@@ -344,14 +251,15 @@ class DreamTextPipeline:
 
     # ---- editing
     def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
-             sampler: str | None = None, restarts: int | None = None, seed: int | None = 0,
-             progress: bool = False) -> EditResult:
+             sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
+             seed: int | None = 0, progress: bool = False) -> EditResult:
         """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
 
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
-        ``restarts`` (restart-sampling passes) default to ``cfg.sample``; ``seed``
+        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather" or "poisson")
+        default to ``cfg.sample``; ``seed``
         makes the result bit-identical on the same machine (None: a random seed).
         """
         import torch
@@ -366,7 +274,8 @@ class DreamTextPipeline:
         guidance = cfg.sample.guidance if guidance is None else guidance
         sampler = cfg.sample.sampler if sampler is None else sampler
         restarts = cfg.sample.restarts if restarts is None else restarts
-        check_options(steps, guidance, sampler, restarts)
+        blend = cfg.sample.blend if blend is None else blend
+        check_options(steps, guidance, sampler, restarts, blend)
         steps, guidance, restarts = int(steps), float(guidance), int(restarts)
         img = read_image_rgb(image)
         quads, texts = self._check_inputs(img, regions, texts)
@@ -386,7 +295,7 @@ class DreamTextPipeline:
         region_results = []
         for i, (quad, text) in enumerate(zip(quads, texts)):
             feather_px = max(1.0, cfg.sample.feather * quad_height(quad))
-            result = paste_back(result, crops[i], matrices[i], quad, feather_px)
+            result = paste_back(result, crops[i], matrices[i], quad, feather_px, blend)
             if crop_masks is not None:
                 cm = crop_masks[i, : len(text)]
             else:
@@ -453,9 +362,10 @@ class DreamTextPipeline:
         return batch, matrices, crops
 
 
-def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0) -> None:
+def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, blend: str = "feather") -> None:
     """Raise :class:`ConfigError` for sampling options no sampler accepts."""
     from .errors import ConfigError
+    from .paste import BLEND_MODES
 
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -469,6 +379,8 @@ def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0) 
         raise ConfigError(f"guidance must be a number ≥ 0, got {guidance}")
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or not 0 <= restarts <= 20:
         raise ConfigError(f"restarts must be a whole number from 0 to 20, got {restarts!r}")
+    if blend not in BLEND_MODES:
+        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
 
 
 def _to_uint8(x) -> np.ndarray:

@@ -41,6 +41,12 @@ def test_edit_writes_result_and_masks(ckpt, image, tmp_path, capsys):
     main(["edit", str(image), "--box", "10,8,90,30", "--text", "Hi", "--quad", "90,36,150,42,149,60,89,54",
           "--text", "yo", "-o", str(out2), "--steps", "2", "--seed", "3", "--sampler", "euler", "--ckpt", ckpt])
     assert np.array_equal(np.asarray(Image.open(out2)), res)
+    out3 = tmp_path / "out3.png"  # Poisson paste-back: same samples, other pixels inside the regions only
+    main(["edit", str(image), "--box", "10,8,90,30", "--text", "Hi", "--quad", "90,36,150,42,149,60,89,54",
+          "--text", "yo", "-o", str(out3), "--steps", "2", "--seed", "3", "--sampler", "euler", "--ckpt", ckpt,
+          "--blend", "poisson"])
+    res3 = np.asarray(Image.open(out3))
+    assert not np.array_equal(res3, res) and np.array_equal(res3[:, :5], src[:, :5])
 
 
 @pytest.mark.parametrize("args, words", [

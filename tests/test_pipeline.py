@@ -14,7 +14,8 @@ from PIL import Image
 
 from _pipeline_fixtures import photo, save_random_pipeline
 from dreamtext.errors import CheckpointError, ConfigError, ImageError, RegionError, TextError
-from dreamtext.pipeline import DreamTextPipeline, region_support
+from dreamtext.paste import region_support
+from dreamtext.pipeline import DreamTextPipeline
 
 BOX = (20, 10, 100, 34)
 QUAD = [[90, 40], [150, 48], [148, 66], [88, 58]]  # tilted ~8°: rotated upright in the pipeline
@@ -73,6 +74,22 @@ def test_restarts_repaint_only_the_region(pipe):
     assert np.array_equal(b[~support], img[~support])
     assert np.abs(a[support].astype(int) - b[support]).mean() > 1  # the restart passes changed the region
     assert restarted.regions[0].char_masks.shape == (3, *img.shape[:2])
+
+
+def test_poisson_blend_changes_only_the_paste_back(pipe):
+    img = photo(seed=4)
+    feather, poisson = (pipe.edit(img, [BOX, QUAD], ["ab", "cd"], steps=2, seed=6, blend=b) for b in ("feather", "poisson"))
+    support = np.zeros(img.shape[:2], bool)
+    for f, p in zip(feather.regions, poisson.regions):
+        assert np.array_equal(f.crop, p.crop)  # the same samples ...
+        assert np.array_equal(f.char_masks, p.char_masks)
+        support |= region_support(p.quad, img.shape[:2], p.feather_px)
+    a, b = np.asarray(feather.image), np.asarray(poisson.image)
+    assert np.array_equal(b[~support], img[~support])  # ... pasted differently, and only inside the bands
+    assert np.abs(a[support].astype(int) - b[support]).mean() > 1
+    assert np.array_equal(a, np.asarray(pipe.edit(img, [BOX, QUAD], ["ab", "cd"], steps=2, seed=6).image))  # default
+    with pytest.raises(ConfigError, match="unknown blend 'alpha'"):
+        pipe.edit(img, [BOX], ["a"], blend="alpha")
 
 
 def test_reconstruct_is_edit_with_the_original_text(pipe):

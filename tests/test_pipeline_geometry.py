@@ -6,8 +6,8 @@ import pytest
 from dreamtext.config import load_config
 from dreamtext.data.transforms import apply_matrix, fill_quad
 from dreamtext.errors import RegionError
-from dreamtext.pipeline import (box_to_quad, feather_alpha, masks_to_image, paste_back, parse_region, quad_height,
-                                region_support, text_angle, window_matrix)
+from dreamtext.paste import feather_alpha, masks_to_image, paste_back, poisson_harmonize, region_support
+from dreamtext.pipeline import box_to_quad, parse_region, quad_height, text_angle, window_matrix
 
 HW = (100, 200)
 
@@ -129,3 +129,46 @@ def test_window_matches_training_for_level_text_and_rotates_tilted_text():
     assert in_model[:, 1].max() <= h
     off = load_config("tiny").override({"sample.rectify_deg": 0.0})
     assert text_angle(apply_matrix(window_matrix(tilted, (400, 600), off), tilted)) == pytest.approx(20, abs=1e-3)
+
+
+def test_poisson_harmonize_removes_a_colour_cast_and_keeps_the_letters():
+    rng = np.random.default_rng(1)
+    h, w = 40, 90
+    yy, xx = np.mgrid[0:h, 0:w]
+    scene = np.stack([60 + xx * 0.8, 90 + yy * 0.5, 140 + 0 * xx], -1)  # a smooth sky-like gradient
+    region = np.zeros((h, w), bool)
+    region[8:32, 10:80] = True
+    letters = np.zeros((h, w), bool)
+    letters[14:26, 20:24] = letters[14:26, 40:44] = letters[14:26, 60:64] = True  # three strokes
+    src = scene + np.array([50.0, 45.0, 40.0])  # the model's region: too pale ...
+    src[letters] = 250.0  # ... with white letters on it
+    src = np.clip(src + rng.normal(0, 1, src.shape), 0, 255).astype(np.uint8)
+    dst = np.clip(scene, 0, 255).astype(np.uint8)
+
+    # The same image as source and destination comes back unchanged (±1 of rounding).
+    assert np.abs(poisson_harmonize(dst, dst, region).astype(int) - dst).max() <= 1
+    out = poisson_harmonize(src, dst, region).astype(np.float64)
+    background = region & ~letters
+    cast_before = np.abs(src[background].astype(float) - scene[background]).mean()
+    cast_after = np.abs(out[background] - scene[background]).mean()
+    assert cast_before > 40 and cast_after < 6  # the pale cast is gone
+    contrast = out[letters].mean() - out[background].mean()  # letters still ~+150 over their background
+    assert contrast == pytest.approx(src[letters].astype(float).mean() - src[background].astype(float).mean(), abs=12)
+    assert np.array_equal(poisson_harmonize(src, dst, np.zeros((h, w), bool)), src)  # no region: nothing to do
+
+
+def test_poisson_paste_back_keeps_outside_pixels_and_handles_image_edges():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (*HW, 3), dtype=np.uint8)
+    crop = np.full((64, 128, 3), 200, np.uint8)
+    for quad in (np.array([[60, 30], [140, 36], [138, 62], [58, 56]], np.float32),
+                 box_to_quad((0, 0, 70, 30)), box_to_quad((150, 70, 200, 100))):  # touching the image's corners
+        matrix = _scale_matrix(1.0, 1.0, -float(quad[:, 0].min()), -float(quad[:, 1].min()))
+        out = paste_back(image, crop, matrix, quad, feather_px=4.0, blend="poisson")
+        support = region_support(quad, HW, 4.0)
+        assert np.array_equal(out[~support], image[~support])
+        inside = fill_quad(quad, HW).astype(bool)
+        # a flat crop pasted Poisson-style takes the surrounding noise's mean, not 200
+        assert abs(out[inside].mean() - image[support & ~inside].mean()) < 30
+    with pytest.raises(ValueError, match="unknown blend 'soft'"):
+        paste_back(image, crop, matrix, quad, feather_px=4.0, blend="soft")

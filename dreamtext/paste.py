@@ -1,0 +1,138 @@
+"""Paste-back: a generated crop into the photograph, and masks back into image coordinates (DESIGN §7).
+
+Coordinates are continuous (pixel (i, j) covers [j, j+1] × [i, i+1]), as in
+:mod:`dreamtext.data.transforms`, whose ``warp`` and ``fill_quad`` are used
+throughout. Every function touches only the box around a region's feather
+band; pixels outside it are copied unchanged (byte-identical).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLEND_MODES = ("feather", "poisson")
+
+
+def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> np.ndarray:
+    """float32 (H, W) blend weight: 1 inside ``quad``, linear to 0 over ``feather_px`` pixels outside.
+
+    Every pixel at distance ≥ ``feather_px`` from the quad gets exactly 0.
+    """
+    import cv2
+
+    from .data.transforms import fill_quad
+
+    inside = fill_quad(quad, hw) > 0
+    if feather_px <= 0:
+        return inside.astype(np.float32)
+    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)  # 0 inside the quad
+    return np.clip(1.0 - dist / float(feather_px), 0.0, 1.0).astype(np.float32)
+
+
+def bbox(points: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer (x0, y0, x1, y1) around points, grown by margin and clipped to the image."""
+    h, w = hw
+    x0 = int(np.floor(points[:, 0].min() - margin)); y0 = int(np.floor(points[:, 1].min() - margin))
+    x1 = int(np.ceil(points[:, 0].max() + margin)); y1 = int(np.ceil(points[:, 1].max() + margin))
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def translate(x0: float, y0: float) -> np.ndarray:
+    """The 3×3 matrix that shifts points by (x0, y0)."""
+    return np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+
+
+def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np.ndarray,
+               feather_px: float, blend: str = "feather") -> np.ndarray:
+    """Blend a generated model-resolution crop into ``image`` (uint8 (H, W, 3)) around ``quad``.
+
+    ``matrix`` maps image pixels to crop pixels (the context window). Only the
+    box around the quad's feather band is touched; elsewhere, and wherever the
+    blend weight is 0, the input pixels are copied unchanged. ``blend``:
+    ``"feather"`` pastes the warped crop as it is; ``"poisson"`` first shifts its
+    colours so that they meet the photograph's at the band's outer edge
+    (:func:`poisson_harmonize`), keeping the crop's own gradients (its text).
+    """
+    from .data.transforms import warp
+
+    if blend not in BLEND_MODES:
+        raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
+    out = image.copy()
+    x0, y0, x1, y1 = bbox(quad, feather_px + 2, image.shape[:2])
+    if x1 <= x0 or y1 <= y0:
+        return out
+    alpha = feather_alpha(quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0), feather_px)[..., None]
+    # crop → the image box: the inverse window, then the box's offset
+    back = warp(crop, translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
+    patch = out[y0:y1, x0:x1]
+    if blend == "poisson":
+        back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
+    blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
+    blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
+    return out
+
+
+def poisson_harmonize(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``src`` inside ``region`` re-coloured to meet ``dst`` at the region's edge: uint8 (h, w, 3).
+
+    Poisson image editing (Pérez et al. 2003, "guided interpolation" with the
+    source's gradients as guidance): inside ``region`` (bool (h, w)) the result
+    keeps ∇src and equals dst on the boundary, i.e. src plus the harmonic
+    membrane that carries the boundary's colour difference inwards. A model
+    whose region comes out a shade too pale or too grey is pulled back to the
+    scene's colour and brightness, its letters' contrast kept. OpenCV's
+    ``seamlessClone`` (NORMAL_CLONE) solves it; src and dst are padded so the
+    region never touches the array border (OpenCV needs a margin around it).
+    """
+    import cv2
+
+    if not region.any():
+        return src.copy()
+    pad = 3
+    def padded(a, border):
+        return cv2.copyMakeBorder(np.ascontiguousarray(a), pad, pad, pad, pad, border)
+
+    mask = padded(region.astype(np.uint8) * 255, cv2.BORDER_CONSTANT)
+    x, y, w, h = cv2.boundingRect(mask)
+    # seamlessClone centres the mask's bounding box on `center`: this centre keeps src and dst aligned
+    out = cv2.seamlessClone(padded(src, cv2.BORDER_REFLECT), padded(dst, cv2.BORDER_REFLECT), mask,
+                            (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+    return out[pad:-pad, pad:-pad]
+
+
+def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, int], image_hw: tuple[int, int],
+                   support: np.ndarray | None = None) -> np.ndarray:
+    """Model-space masks bool (n, h', w') → bool (n, H, W) in image coordinates.
+
+    ``matrix`` maps image pixels to model pixels; masks at a coarser resolution
+    than the model (h' < H_model) are scaled first. ``support`` (bool (H, W))
+    limits the masks to where the image was changed.
+    """
+    from .data.transforms import apply_matrix, warp
+
+    n, mh, mw = masks.shape
+    to_mask = np.diag([mw / model_hw[1], mh / model_hw[0], 1.0]) @ matrix
+    out = np.zeros((n, *image_hw), bool)
+    if n == 0:
+        return out
+    corners = np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64)
+    x0, y0, x1, y1 = bbox(apply_matrix(np.linalg.inv(to_mask), corners), 1, image_hw)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    back = warp(masks.transpose(1, 2, 0).astype(np.float32), translate(-x0, -y0) @ np.linalg.inv(to_mask),
+                (y1 - y0, x1 - x0), border="constant", interpolation="nearest")
+    out[:, y0:y1, x0:x1] = back.reshape(y1 - y0, x1 - x0, n).transpose(2, 0, 1) > 0.5
+    if support is not None:
+        out &= support[None]
+    return out
+
+
+def region_support(quad: np.ndarray, image_hw: tuple[int, int], feather_px: float) -> np.ndarray:
+    """bool (H, W): the pixels an edit of ``quad`` may change (the quad and its feather band)."""
+    out = np.zeros(image_hw, bool)
+    x0, y0, x1, y1 = bbox(quad, feather_px + 2, image_hw)
+    if x1 > x0 and y1 > y0:
+        local = quad - np.array([x0, y0], np.float32)
+        out[y0:y1, x0:x1] = feather_alpha(local, (y1 - y0, x1 - x0), feather_px) > 0
+    return out
