@@ -58,6 +58,7 @@ class AblationSettings:
     eval_limit: int | None = 200  # samples of the benchmark split per variant (None: all of it)
     eval_steps: int | None = None  # sampling steps of the evaluation (None: the config's)
     eval_workers: int = 1  # evaluation processes (dreamtext eval --workers)
+    eval_batch: int = 1  # records sampled together (dreamtext eval --batch)
     eval_device: str = "cpu"  # where the evaluation samples (dreamtext eval --device); training picks its own
 
     def check(self) -> None:
@@ -130,7 +131,8 @@ def run_ablation(settings: AblationSettings, out_dir: str | Path, progress: bool
             break
         eval_settings = EvalSettings(data=settings.eval_data, task=settings.task, ckpt=str(run_dir),
                                      limit=settings.eval_limit, seed=settings.seed, steps=settings.eval_steps,
-                                     workers=settings.eval_workers, device=settings.eval_device)
+                                     workers=settings.eval_workers, batch=settings.eval_batch,
+                                     device=settings.eval_device)
         results = evaluate(eval_settings, eval_dir, progress=progress)  # loads the run's EMA weights
         entry = {"name": name, "overrides": overrides, "changes": VARIANTS[name], "train_loss": _train_loss(summary),
                  "train_seconds": train_seconds, "weights_sha256": results["weights_sha256"],

@@ -59,6 +59,7 @@ class EvalSettings:
     fid_inception: str | None = None  # TorchScript FID Inception (None: $DREAMTEXT_FID_INCEPTION)
     ceiling_only: bool = False  # only measure the OCR on the untouched inputs (no model runs)
     workers: int = 1  # processes (spawned: a calling script needs `if __name__ == "__main__":`), each with its own model
+    batch: int = 1  # records sampled together (one UNet batch; each keeps its own seed, so the noise is the same)
     device: str = "cpu"  # where the model samples ("cpu", "cuda", "cuda:1"); noise is drawn on the CPU either way
 
     def check(self) -> None:
@@ -68,6 +69,8 @@ class EvalSettings:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.batch < 1:
+            raise ConfigError(f"--batch must be at least 1, got {self.batch}")
         if self.report_samples < 1:
             raise ConfigError(f"report_samples must be at least 1, got {self.report_samples}")
         check_device(self.device)
@@ -253,6 +256,7 @@ def _evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int,
     ``settings.workers`` > 1).
     """
     from . import metrics as M
+    from .charset import validate_text
     from .ocr import make_recognizer
 
     recognizer = make_recognizer(settings.ocr)
@@ -265,13 +269,13 @@ def _evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int,
     source, total = source_total or _records(settings, cfg)
     rows, strips, skipped = [], {}, []
     fid_feats: tuple[list, list] = ([], [])  # Inception features of outputs and of inputs, one row per sample
-    for index, record in zip(range(part, total, parts), source.iter_part(part, parts)):
-        try:
-            row, strip, output = _evaluate_one(settings, pipeline, cfg, recognizer, lpips_model, record, index)
-        except DreamTextError as e:  # a record this model cannot take (too long, odd characters, bad quad)
-            skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(e)})
-            tick(None)
-            continue
+    pending: list[tuple[int, object, str]] = []  # (index, record, target) waiting for one batched edit
+
+    def skip(index, record, error):  # a record this model cannot take (too long, odd characters, bad quad)
+        skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(error)})
+        tick(None)
+
+    def keep(index, record, row, strip, output):
         rows.append(row)
         if strip is not None:
             strips[index] = strip
@@ -279,6 +283,34 @@ def _evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int,
             fid_feats[0].append(M.inception_features(inception, [output])[0])
             fid_feats[1].append(M.inception_features(inception, [record.image])[0])
         tick(row)
+
+    def flush():
+        try:
+            edited = _edit_batch(settings, pipeline, pending)
+        except DreamTextError:  # one record's region is bad: edit them one by one so only it is skipped
+            edited = None
+        for k, (index, record, target) in enumerate(pending):
+            try:
+                result, seconds = edited[k] if edited is not None else _edit_batch(settings, pipeline, pending[k:k + 1])[0]
+            except DreamTextError as e:
+                skip(index, record, e)
+                continue
+            keep(index, record, *_score(settings, recognizer, lpips_model, record, index, target, result, seconds))
+        pending.clear()
+
+    for index, record in zip(range(part, total, parts), source.iter_part(part, parts)):
+        try:
+            validate_text(record.text, 10 ** 6)  # the original must be in the charset for SeqAcc to mean anything
+            if settings.ceiling_only:
+                keep(index, record, _ceiling_row(recognizer, record, index), None, None)
+                continue
+            pending.append((index, record, validate_text(target_text(record, index, settings.task), cfg.max_len)))
+        except DreamTextError as e:
+            skip(index, record, e)
+            continue
+        if len(pending) >= settings.batch:
+            flush()
+    flush()
     return {"rows": rows, "strips": strips, "skipped": skipped, "fid_feats": fid_feats, "notices": notices,
             "ocr": recognizer.name, "lpips_on": lpips_model is not None, "fid_on": inception is not None}
 
@@ -389,29 +421,45 @@ def _load(settings: EvalSettings, pipeline):
     return pipeline, pipeline.cfg
 
 
-def _evaluate_one(settings: EvalSettings, pipeline, cfg, recognizer, lpips_model, record, index: int):
-    """One sample → (row of numbers, report strip PNG or None, output image or None)."""
-    from . import metrics as M
-    from .charset import validate_text
+def _row_base(record, index: int) -> dict:
+    return {"index": index, "key": record.key, "source": record.source, "text": record.text}
+
+
+def _ceiling_row(recognizer, record, index: int) -> dict:
+    """A ceiling-only row: the OCR on the untouched word crop."""
     from .ocr import rectify_quad
 
-    validate_text(record.text, 10 ** 6)  # the original must be in the charset for SeqAcc to mean anything
-    base = {"index": index, "key": record.key, "source": record.source, "text": record.text}
-    if settings.ceiling_only:
-        gt_reading = recognizer.read([rectify_quad(record.image, record.word_quad)])[0]
-        return {**base, "ocr_gt": gt_reading, **_ceiling(gt_reading, record.text)}, None, None
+    gt_reading = recognizer.read([rectify_quad(record.image, record.word_quad)])[0]
+    return {**_row_base(record, index), "ocr_gt": gt_reading, **_ceiling(gt_reading, record.text)}
 
-    target = validate_text(target_text(record, index, settings.task), cfg.max_len)
+
+def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
+    """``pending`` [(index, record, target)] edited in one sampling batch → [(EditResult, seconds per record)].
+
+    Record ``index`` is seeded ``settings.seed + index`` whatever it is batched with.
+    """
+    if not pending:
+        return []
     t0 = time.perf_counter()
-    result = pipeline.edit(record.image, [record.word_quad], [target], steps=settings.steps,
-                           guidance=settings.guidance, sampler=settings.sampler, restarts=settings.restarts,
-                           blend=settings.blend, seed=settings.seed + index)
-    seconds = time.perf_counter() - t0
+    results = pipeline.edit_many([(record.image, [record.word_quad], [target]) for _, record, target in pending],
+                                 steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
+                                 restarts=settings.restarts, blend=settings.blend,
+                                 seeds=[settings.seed + index for index, _, _ in pending])
+    seconds = (time.perf_counter() - t0) / len(pending)
+    return [(result, seconds) for result in results]
+
+
+def _score(settings: EvalSettings, recognizer, lpips_model, record, index: int, target: str, result,
+           seconds: float):
+    """One edited sample → (row of numbers, report strip PNG, output image)."""
+    from . import metrics as M
+    from .ocr import rectify_quad
+
     output = np.asarray(result.image)
     quad = result.regions[0].quad
     reading, gt_reading = recognizer.read([rectify_quad(output, quad), rectify_quad(record.image, quad)])
     row = {
-        **base, "target": target, "ocr": reading, "ocr_gt": gt_reading,
+        **_row_base(record, index), "target": target, "ocr": reading, "ocr_gt": gt_reading,
         "seq_acc_ci": M.seq_acc(reading, target), "seq_acc_cs": M.seq_acc(reading, target, case_sensitive=True),
         "ned": M.ned(reading, target), "ned_cs": M.ned(reading, target, case_sensitive=True),
         **_ceiling(gt_reading, record.text),

@@ -262,8 +262,21 @@ class DreamTextPipeline:
         default to ``cfg.sample``; ``seed``
         makes the result bit-identical on the same machine (None: a random seed).
         """
+        return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
+                              restarts=restarts, blend=blend, seeds=[seed], progress=progress)[0]
+
+    def edit_many(self, jobs, *, steps: int | None = None, guidance: float | None = None,
+                  sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
+                  seeds=None, progress: bool = False) -> list[EditResult]:
+        """Several photographs in one sampling batch: ``jobs`` = [(image, regions, texts), ...].
+
+        Job i is seeded by ``seeds[i]`` (default 0 for every job; None: random) with its own
+        generator, so its noise is the noise ``edit(*jobs[i], seed=seeds[i])`` draws (for a
+        job of one region exactly; of several, the same whenever a region's latent has a
+        multiple of 16 values, as every preset's has). Its pixels can still differ from that
+        call's in the last bits where the batched UNet rounds differently. Options as in :meth:`edit`.
+        """
         import torch
-        from PIL import Image
 
         from .diffusion import make_scheduler
         from .io_utils import read_image_rgb
@@ -277,11 +290,21 @@ class DreamTextPipeline:
         blend = cfg.sample.blend if blend is None else blend
         check_options(steps, guidance, sampler, restarts, blend)
         steps, guidance, restarts = int(steps), float(guidance), int(restarts)
-        img = read_image_rgb(image)
-        quads, texts = self._check_inputs(img, regions, texts)
-        batch, matrices, input_crops = self.prepare(img, quads, texts)
-
-        generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+        jobs = list(jobs)
+        seeds = [0] * len(jobs) if seeds is None else list(seeds)
+        if not jobs or len(seeds) != len(jobs):
+            raise RegionError(f"{len(jobs)} job(s) and {len(seeds)} seed(s): give at least one job and one seed each")
+        images, quads, texts, parts = [], [], [], []
+        for image, regions, job_texts in jobs:
+            img = read_image_rgb(image)
+            job_quads, job_texts = self._check_inputs(img, regions, job_texts)
+            images.append(img); quads.append(job_quads); texts.append(job_texts)
+            parts.append(self.prepare(img, job_quads, job_texts))
+        batch = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
+        generators = [torch.Generator().manual_seed(int(s) if s is not None else int(torch.seed() % 2**63))
+                      for s in seeds]
+        # One job: its generator draws for all its regions at once, as edit() always has.
+        generator = generators[0] if len(jobs) == 1 else [g for g, q in zip(generators, quads) for _ in q]
         cond = self.model.make_cond(batch)
         bar = _StepBar() if progress else None
         out = sample_with_attention(self.model, cond, make_scheduler(cfg, sampler), steps, guidance, generator,
@@ -290,7 +313,19 @@ class DreamTextPipeline:
             bar.close()
         crops = _to_uint8(out.x0)
         crop_masks = out.char_masks().cpu().numpy() if out.attn is not None else None
+        results, first = [], 0
+        for img, job_quads, job_texts, (_, matrices, input_crops) in zip(images, quads, texts, parts):
+            n = len(job_quads)
+            results.append(self._paste(img, job_quads, job_texts, matrices, input_crops, crops[first:first + n],
+                                       None if crop_masks is None else crop_masks[first:first + n], blend))
+            first += n
+        return results
 
+    def _paste(self, img, quads, texts, matrices, input_crops, crops, crop_masks, blend) -> EditResult:
+        """One photograph's generated crops pasted back, its masks warped to image coordinates."""
+        from PIL import Image
+
+        cfg = self.cfg
         result = img
         region_results = []
         for i, (quad, text) in enumerate(zip(quads, texts)):

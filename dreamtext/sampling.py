@@ -86,7 +86,9 @@ def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: fl
     ``cond`` is ``model.make_cond(...)`` for B crops; ``guidance`` is the CFG scale
     ``s`` (1 disables the unconditional pass); ``generator`` seeds ``z_T``, any
     stochastic scheduler noise and the restarts' noise, so the same seed gives
-    bit-identical results on the same machine. ``restarts`` / ``restart_strength``
+    bit-identical results on the same machine. A list of B generators gives each
+    crop its own (:func:`draw_noise`), so a crop's noise does not depend on the
+    crops batched with it. ``restarts`` / ``restart_strength``
     (default ``cfg.sample``): after the full pass, noise the result back up to
     ``restart_strength`` of the schedule and sample down again, ``restarts`` times
     (:class:`~dreamtext.config.SampleConfig`). Ā comes from the last pass.
@@ -113,7 +115,7 @@ def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: fl
 
     scheduler.set_timesteps(steps, device=device)
     if z_T is None:
-        z_T = torch.randn(_latent_shape(model, batch), generator=generator, dtype=torch.float32)
+        z_T = draw_noise(_latent_shape(model, batch), generator)
     z, attn = run_pass(z_T.to(device) * scheduler.init_noise_sigma, scheduler.timesteps,
                        0 if restarts else attn_frac, 0)
     for k in range(restarts):
@@ -124,7 +126,7 @@ def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: fl
         timesteps = scheduler.timesteps[start * scheduler.order:]
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(start * scheduler.order)
-        noise = torch.randn(z.shape, generator=generator, dtype=torch.float32).to(device)
+        noise = draw_noise(z.shape, generator).to(device)
         z = scheduler.add_noise(z, noise, timesteps[:1])  # the forward process q(z_t | z_0) from the pass's result
         z, attn = run_pass(z, timesteps, attn_frac if k == restarts - 1 else 0, steps + k * restart_steps)
     x0 = model.decode_latent(z).clamp(-1, 1)
@@ -164,6 +166,19 @@ def _denoise(model, z: torch.Tensor, timesteps: torch.Tensor, scheduler, cond_in
         store.active = False
         store.reset()
     return z, (attn_sum / attn_count if attn_count else None)
+
+
+def draw_noise(shape, generator) -> torch.Tensor:
+    """Standard normal float32 noise of ``shape`` (B, ...) on the CPU (the same numbers on any device).
+
+    ``generator``: one ``torch.Generator`` (or None) for the whole batch, or a list of B, item i
+    drawn from ``generator[i]`` — items that share a generator draw from it in batch order.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ConfigError(f"{len(generator)} generators for a batch of {shape[0]}: give one per item")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])
+    return torch.randn(shape, generator=generator, dtype=torch.float32)
 
 
 def restart_step_count(steps: int, strength: float) -> int:

@@ -100,10 +100,11 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     from dreamtext.data.words import edit_word_for
 
     outs = []
-    for name, workers in (("a", 1), ("b", 2)):  # b: two worker processes sharing the records
+    # b: two worker processes sharing the records; c: the three records in one sampling batch
+    for name, workers, batch in (("a", 1, 1), ("b", 2, 1), ("c", 1, 3)):
         rc = main(["eval", "--data", "bench", "--task", "edit", "--ckpt", str(tiny_ckpt), "--limit", "3",
                    "--out", str(tmp_path / name), "--steps", "2", "--restarts", "1", "--no-progress",
-                   "--workers", str(workers)])
+                   "--workers", str(workers), "--batch", str(batch)])
         assert rc == 0
         outs.append(list(csv.DictReader((tmp_path / name / "samples.csv").open())))
     for r in outs[0]:
@@ -115,6 +116,13 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     # same seed, same numbers, however many workers (sample i always uses seed + i)
     assert [r["index"] for r in outs[1]] == ["0", "1", "2"]
     assert without_timing(outs[0]) == without_timing(outs[1])
+    # batched: the same noise per record (its own seed); only the batched UNet's float rounding may differ
+    for one, batched in zip(outs[0], outs[2]):
+        for k, v in without_timing([one])[0].items():
+            if k in ("ssim", "psnr", "mse", "ssim_region", "psnr_region", "mse_region"):
+                assert float(batched[k]) == pytest.approx(float(v), rel=1e-3, abs=1e-4), k
+            else:
+                assert batched[k] == v, k
     res, res2 = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("a", "b"))
     assert "mask_miou" not in res["metrics"]  # ground-truth masks belong to the original word
     assert res2["workers"] == 2

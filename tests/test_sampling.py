@@ -8,7 +8,7 @@ from dreamtext.config import load_config
 from dreamtext.diffusion import make_scheduler
 from dreamtext.errors import ConfigError
 from dreamtext.model import DreamTextModel
-from dreamtext.sampling import sample, sample_with_attention, uncond_twin
+from dreamtext.sampling import draw_noise, sample, sample_with_attention, uncond_twin
 
 TEXTS = ["abc", "Hello"]
 
@@ -216,3 +216,16 @@ def test_bad_restart_settings_raise_config_error(model, cond):
         sample(model, cond, make_scheduler(model.cfg, "ddim"), 2, 3.0, restarts=-1)
     with pytest.raises(ConfigError, match="restart_strength"):
         sample(model, cond, make_scheduler(model.cfg, "ddim"), 2, 3.0, restarts=1, restart_strength=0.0)
+
+
+def test_draw_noise_per_item_generators():
+    shape = (3, 3, 8, 32)
+    one = draw_noise(shape, torch.Generator().manual_seed(1))
+    assert one.shape == shape and one.dtype == torch.float32
+    per_item = draw_noise(shape, [torch.Generator().manual_seed(s) for s in (5, 6, 7)])
+    for i, s in enumerate((5, 6, 7)):  # item i is what its own generator draws alone
+        assert torch.equal(per_item[i:i + 1], draw_noise((1, *shape[1:]), torch.Generator().manual_seed(s)))
+    shared = torch.Generator().manual_seed(1)  # one generator shared by every item: drawn in batch order
+    assert torch.equal(draw_noise(shape, [shared] * 3), one)
+    with pytest.raises(ConfigError, match="2 generators for a batch of 3"):
+        draw_noise(shape, [shared, shared])

@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--eval-limit", type=int, default=200, help="evaluation samples per variant (0: all)")
     p.add_argument("--eval-steps", type=int, default=None, help="sampling steps of the evaluation")
     p.add_argument("--eval-workers", type=int, default=1, help="evaluation processes (see dreamtext eval --workers)")
+    p.add_argument("--eval-batch", type=int, default=1, help="records sampled together (see dreamtext eval --batch)")
     p.add_argument("--eval-device", default="cpu", help="where the evaluation samples (see dreamtext eval --device)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every variant")
@@ -39,7 +40,7 @@ def run(args) -> int:
     settings = AblationSettings(preset=args.preset, steps=args.steps, variants=tuple(names), k_gt=args.k_gt,
                                 overrides=list(args.set), seed=args.seed, task=args.task, eval_data=args.data,
                                 eval_limit=args.eval_limit or None, eval_steps=args.eval_steps,
-                                eval_workers=args.eval_workers, eval_device=args.eval_device)
+                                eval_workers=args.eval_workers, eval_batch=args.eval_batch, eval_device=args.eval_device)
     run_ablation(settings, args.out, progress=not args.no_progress)
     print((Path(args.out) / "ablation.md").read_text())
     return 0

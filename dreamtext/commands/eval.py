@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="processes, each with its own copy of the model, sharing the records (default 1; "
                         "the numbers do not depend on it)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="records sampled together in one UNet batch (default 1); each keeps its own seed, so "
+                        "the noise does not change, only float rounding can. Pays most on a GPU")
     p.add_argument("--device", default="cpu",
                    help="where the model samples: cpu (default), cuda or cuda:N; the initial noise is drawn on "
                         "the CPU, so seeds pick the same noise on either")
@@ -47,7 +50,7 @@ def run(args) -> int:
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler,
                             restarts=args.restarts, blend=args.blend, ocr=args.ocr,
                             report_samples=args.report_samples, ceiling_only=args.ceiling_only,
-                            workers=args.workers, device=args.device)
+                            workers=args.workers, batch=args.batch, device=args.device)
     results = evaluate(settings, args.out, progress=not args.no_progress)
     m = results["metrics"]
     print(f"{results['task']} on {results['data']}: {results['n_samples']} samples "

@@ -7,7 +7,7 @@ ABL=${ABL:-/tmp/abl}
 T0=$(date +%s); PIDS=""
 for V in ${VARS//,/ }; do
   $PY -m dreamtext.cli ablate --out $ABL --steps $STEPS --variants $V \
-    --eval-limit $LIMIT --eval-steps 10 --eval-device $DEVICE --no-progress \
+    --eval-limit $LIMIT --eval-steps 10 --eval-device $DEVICE --eval-batch ${EVAL_BATCH:-1} --no-progress \
     --set glyph_prior=true loss.attn_form=ce loss.alpha=0.3 train.lr=4e-4 train.warmup_steps=50 \
           train.bf16=false train.sample_every=0 train.probe_every=0 train.ckpt_every=200 train.log_every=25 "$@" \
     > $OUT/ablate_$V.log 2>&1 &
