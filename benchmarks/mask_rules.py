@@ -11,7 +11,9 @@ the image like the pipeline's and scored with the evaluation's ``char_mask_miou`
 * threshold: ``mean+2std`` (§3), ``mean+1std``, or ``mean+2std, argmax`` (a pixel belongs to at most one
   character: the one with the largest Ā there).
 
-Row ``all, blurred, mean+2std`` is the §3 rule the pipeline uses (it equals the ``pipeline`` line).
+Row ``all, blurred, mean+2std`` is the §3 rule the pipeline uses (it equals the ``pipeline`` line);
+``pipeline, strokes`` is ``sample.mask_rule = "strokes"`` (``char_masks.refine_to_strokes``) on the same runs,
+and ``letter-blind: even slices of those strokes`` its reference: the same stroke pixels, cut into equal slices.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ def main() -> None:
     import torch
 
     import dreamtext.sampling as sampling
-    from dreamtext.char_masks import blur3, predict_char_masks, resize_map, select_maps
+    from dreamtext.char_masks import blur3, predict_char_masks, refine_to_strokes, resize_map, select_maps
+    from dreamtext.data.transforms import apply_matrix, fill_quad
     from dreamtext.data.sources import open_source
-    from dreamtext.metrics import char_mask_miou
+    from dreamtext.metrics import char_mask_miou, even_slice_masks
     from dreamtext.paste import masks_to_image, region_support
     from dreamtext.pipeline import DreamTextPipeline
 
@@ -74,6 +77,19 @@ def main() -> None:
             region, n = result.regions[0], len(record.text)
             support = region_support(region.quad, record.image.shape[:2], region.feather_px)
             scores.setdefault("pipeline", []).append(char_mask_miou(region.char_masks, record.char_masks))
+            # sample.mask_rule = "strokes": the pipeline's §3 masks narrowed to the generated crop's text pixels
+            in_crop = fill_quad(apply_matrix(region.matrix, region.quad), tuple(cfg.image_size)) > 0
+            strokes = refine_to_strokes(region.crop_char_masks, region.crop, in_crop)
+            scores.setdefault("pipeline, strokes (sample.mask_rule)", []).append(char_mask_miou(
+                masks_to_image(strokes, region.matrix, tuple(cfg.image_size), record.image.shape[:2], support),
+                record.char_masks))
+            # Its letter-blind twin: the same stroke pixels cut into n even slices of the word box.
+            slices = even_slice_masks(region.quad, n, record.image.shape[:2])
+            stroke_pixels = masks_to_image(strokes.any(0, keepdims=True), region.matrix, tuple(cfg.image_size),
+                                           record.image.shape[:2], support)[0] if n else None
+            if stroke_pixels is not None:
+                scores.setdefault("letter-blind: even slices of those strokes", []).append(
+                    char_mask_miou(slices & stroke_pixels[None], record.char_masks))
             for (maps, blur), a in sums.items():
                 for how in ("mean+2std", "mean+1std", "mean+2std, argmax"):
                     masks = rule(a[:, :n], how)[0].numpy()

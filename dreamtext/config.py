@@ -169,6 +169,9 @@ class SampleConfig:
     # Paste-back colour: "feather" pastes the crop as generated; "poisson" first shifts its colours to meet
     # the photograph's at the band's outer edge, keeping its gradients (Pérez et al. 2003; dreamtext.paste).
     blend: str = "feather"
+    # Character masks returned beside an edit: "attention" (§3, as training uses them) or "strokes" (the
+    # §3 masks narrowed to the generated crop's text pixels; dreamtext.char_masks.refine_to_strokes).
+    mask_rule: str = "attention"
     # Regions whose text line is tilted by more than this many degrees are rotated upright
     # before the context window is cut (and rotated back when pasted); 0 never rotates.
     rectify_deg: float = 3.0

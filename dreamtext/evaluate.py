@@ -52,6 +52,7 @@ class EvalSettings:
     sampler: str | None = None  # "ddim" | "euler" | "dpm++" (None: sample.sampler)
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
     blend: str | None = None  # paste-back, "feather" | "poisson" (None: sample.blend); OCR reads the pasted photo
+    mask_rule: str | None = None  # predicted masks, "attention" | "strokes" (None: sample.mask_rule)
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
     report_samples: int = 8  # rows in each of the best / worst picture grids
@@ -229,7 +230,8 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
             "sampler": settings.sampler or cfg.sample.sampler,
             "restarts": cfg.sample.restarts if settings.restarts is None else settings.restarts,
             "restart_strength": cfg.sample.restart_strength,
-            "blend": settings.blend or cfg.sample.blend},
+            "blend": settings.blend or cfg.sample.blend,
+            "mask_rule": settings.mask_rule or cfg.sample.mask_rule},
         "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if settings.ceiling_only else weights_hash,
         "glyph_prior": bool(cfg.glyph_prior),
@@ -443,7 +445,7 @@ def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
     t0 = time.perf_counter()
     results = pipeline.edit_many([(record.image, [record.word_quad], [target]) for _, record, target in pending],
                                  steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
-                                 restarts=settings.restarts, blend=settings.blend,
+                                 restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
                                  seeds=[settings.seed + index for index, _, _ in pending])
     seconds = (time.perf_counter() - t0) / len(pending)
     return [(result, seconds) for result in results]

@@ -252,22 +252,23 @@ class DreamTextPipeline:
     # ---- editing
     def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
              sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
-             seed: int | None = 0, progress: bool = False) -> EditResult:
+             mask_rule: str | None = None, seed: int | None = 0, progress: bool = False) -> EditResult:
         """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
 
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
-        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather" or "poisson")
-        default to ``cfg.sample``; ``seed``
+        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather" or "poisson") /
+        ``mask_rule`` (the returned character masks, "attention" or "strokes") default to ``cfg.sample``; ``seed``
         makes the result bit-identical on the same machine (None: a random seed).
         """
         return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
-                              restarts=restarts, blend=blend, seeds=[seed], progress=progress)[0]
+                              restarts=restarts, blend=blend, mask_rule=mask_rule, seeds=[seed],
+                              progress=progress)[0]
 
     def edit_many(self, jobs, *, steps: int | None = None, guidance: float | None = None,
                   sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
-                  seeds=None, progress: bool = False) -> list[EditResult]:
+                  mask_rule: str | None = None, seeds=None, progress: bool = False) -> list[EditResult]:
         """Several photographs in one sampling batch: ``jobs`` = [(image, regions, texts), ...].
 
         Job i is seeded by ``seeds[i]`` (default 0 for every job; None: random) with its own
@@ -288,7 +289,8 @@ class DreamTextPipeline:
         sampler = cfg.sample.sampler if sampler is None else sampler
         restarts = cfg.sample.restarts if restarts is None else restarts
         blend = cfg.sample.blend if blend is None else blend
-        check_options(steps, guidance, sampler, restarts, blend)
+        mask_rule = cfg.sample.mask_rule if mask_rule is None else mask_rule
+        check_options(steps, guidance, sampler, restarts, blend, mask_rule)
         steps, guidance, restarts = int(steps), float(guidance), int(restarts)
         jobs = list(jobs)
         seeds = [0] * len(jobs) if seeds is None else list(seeds)
@@ -317,11 +319,12 @@ class DreamTextPipeline:
         for img, job_quads, job_texts, (_, matrices, input_crops) in zip(images, quads, texts, parts):
             n = len(job_quads)
             results.append(self._paste(img, job_quads, job_texts, matrices, input_crops, crops[first:first + n],
-                                       None if crop_masks is None else crop_masks[first:first + n], blend))
+                                       None if crop_masks is None else crop_masks[first:first + n], blend,
+                                       mask_rule))
             first += n
         return results
 
-    def _paste(self, img, quads, texts, matrices, input_crops, crops, crop_masks, blend) -> EditResult:
+    def _paste(self, img, quads, texts, matrices, input_crops, crops, crop_masks, blend, mask_rule) -> EditResult:
         """One photograph's generated crops pasted back, its masks warped to image coordinates."""
         from PIL import Image
 
@@ -335,6 +338,12 @@ class DreamTextPipeline:
                 cm = crop_masks[i, : len(text)]
             else:
                 cm = np.zeros((len(text), *cfg.latent_size), bool)
+            if mask_rule == "strokes":
+                from .char_masks import refine_to_strokes
+                from .data.transforms import apply_matrix, fill_quad
+
+                region = fill_quad(apply_matrix(matrices[i], quad), tuple(cfg.image_size)) > 0
+                cm = refine_to_strokes(cm, crops[i], region)  # (n, H, W) at the crop's resolution
             support = region_support(quad, img.shape[:2], feather_px)
             char_masks = masks_to_image(cm, matrices[i], tuple(cfg.image_size), img.shape[:2], support)
             region_results.append(RegionResult(quad=quad, text=text, crop=crops[i], input_crop=input_crops[i],
@@ -397,8 +406,10 @@ class DreamTextPipeline:
         return batch, matrices, crops
 
 
-def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, blend: str = "feather") -> None:
+def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, blend: str = "feather",
+                  mask_rule: str = "attention") -> None:
     """Raise :class:`ConfigError` for sampling options no sampler accepts."""
+    from .char_masks import MASK_RULES
     from .errors import ConfigError
     from .paste import BLEND_MODES
 
@@ -416,6 +427,8 @@ def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, 
         raise ConfigError(f"restarts must be a whole number from 0 to 20, got {restarts!r}")
     if blend not in BLEND_MODES:
         raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
+    if mask_rule not in MASK_RULES:
+        raise ConfigError(f"unknown sample.mask_rule {mask_rule!r}; choose one of {', '.join(MASK_RULES)}")
 
 
 def _to_uint8(x) -> np.ndarray:

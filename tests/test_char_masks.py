@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from dreamtext.char_masks import (aggregate_maps, blur3, gaussian_kernel3, mask_iou, predict_char_masks,
-                                  resize_char_masks, resize_map)
+                                  refine_to_strokes, resize_char_masks, resize_map)
 
 
 def test_gaussian_kernel_is_normalised_sigma_one():
@@ -115,3 +116,27 @@ def test_mask_iou_over_real_slots_only():
     valid = torch.tensor([[True, True, False]])
     assert mask_iou(pred, gt, valid).item() == pytest.approx(0.125)
     assert math.isnan(mask_iou(pred, gt, torch.zeros_like(valid)).item())
+
+
+def test_refine_to_strokes_keeps_each_letters_pixels():
+    H, W = 32, 128
+    crop = np.full((H, W, 3), (90, 110, 140), np.uint8)  # a blue-grey background ...
+    bars = [(20, 26), (56, 62), (92, 98)]  # ... with three white strokes
+    for x0, x1 in bars:
+        crop[8:24, x0:x1] = 250
+    region = np.zeros((H, W), bool)
+    region[4:28, 10:110] = True
+    coarse = np.zeros((3, 16, 64), bool)  # §3-like blobs at half resolution, wider than the strokes
+    for i, (x0, x1) in enumerate(bars):
+        coarse[i, 3:13, x0 // 2 - 4:x1 // 2 + 4] = True
+    masks = refine_to_strokes(coarse, crop, region)
+    assert masks.shape == (3, H, W) and masks.dtype == bool
+    for i, (x0, x1) in enumerate(bars):
+        expected = np.zeros((H, W), bool)
+        expected[8:24, x0:x1] = True
+        assert np.array_equal(masks[i], expected)  # exactly the letter's pixels, nothing of its blob
+    coarse[1] = False  # a character the attention did not find stays empty; its stroke goes to a neighbour
+    masks = refine_to_strokes(coarse, crop, region)
+    assert not masks[1].any() and masks[0].sum() + masks[2].sum() == 3 * 16 * 6
+    assert refine_to_strokes(np.zeros((0, 16, 64), bool), crop, region).shape == (0, H, W)
+    assert not refine_to_strokes(np.zeros((2, 16, 64), bool), crop, region).any()

@@ -101,10 +101,12 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
 
     outs = []
     # b: two worker processes sharing the records; c: the three records in one sampling batch
+    # (c also narrows the masks to strokes: the edit task scores no masks, so its rows must not change)
     for name, workers, batch in (("a", 1, 1), ("b", 2, 1), ("c", 1, 3)):
         rc = main(["eval", "--data", "bench", "--task", "edit", "--ckpt", str(tiny_ckpt), "--limit", "3",
                    "--out", str(tmp_path / name), "--steps", "2", "--restarts", "1", "--no-progress",
-                   "--workers", str(workers), "--batch", str(batch)])
+                   "--workers", str(workers), "--batch", str(batch),
+                   *(["--mask-rule", "strokes"] if name == "c" else [])])
         assert rc == 0
         outs.append(list(csv.DictReader((tmp_path / name / "samples.csv").open())))
     for r in outs[0]:
@@ -129,6 +131,8 @@ def test_edit_uses_fixed_held_out_words_and_is_reproducible(tiny_ckpt, tmp_path)
     assert without_timing([res2["metrics"]]) == without_timing([res["metrics"]])
     assert res2["weights_sha256"] == res["weights_sha256"]
     assert res["sampling"]["restarts"] == 1 and res["sampling"]["restart_strength"] == 0.6
+    assert res["sampling"]["mask_rule"] == "attention" and res["sampling"]["blend"] == "feather"
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["sampling"]["mask_rule"] == "strokes"
     assert "2 steps, 1 restarts at strength 0.6" in (tmp_path / "a" / "report.md").read_text()
 
 

@@ -109,6 +109,26 @@ def test_edit_many_batches_photos_and_keeps_each_seed(pipe):
         pipe.edit_many([])
 
 
+def test_stroke_mask_rule_narrows_the_attention_masks(pipe):
+    img = photo(seed=9)
+    plain = pipe.edit(img, [BOX], ["abc"], steps=2, seed=2)
+    stroked = DreamTextPipeline(pipe.model, pipe.cfg.override({"sample.mask_rule": "strokes"}))
+    refined = stroked.edit(img, [BOX], ["abc"], steps=2, seed=2)
+    assert np.array_equal(np.asarray(refined.image), np.asarray(plain.image))  # only the masks change
+    a, b = plain.regions[0], refined.regions[0]
+    assert b.crop_char_masks.shape == (3, *pipe.cfg.image_size)  # at the crop's resolution
+    assert b.char_masks.shape == a.char_masks.shape
+    support = region_support(b.quad, img.shape[:2], b.feather_px)
+    assert not (b.char_masks & ~support).any()
+    for i in range(3):  # a character with no §3 mask gets no strokes
+        assert b.crop_char_masks[i].any() <= a.crop_char_masks[i].any()
+    by_argument = pipe.edit(img, [BOX], ["abc"], steps=2, seed=2, mask_rule="strokes").regions[0]
+    assert np.array_equal(by_argument.char_masks, b.char_masks)
+    bad = DreamTextPipeline(pipe.model, pipe.cfg.override({"sample.mask_rule": "blobs"}))
+    with pytest.raises(ConfigError, match="unknown sample.mask_rule 'blobs'"):
+        bad.edit(img, [BOX], ["abc"], steps=2)
+
+
 def test_reconstruct_is_edit_with_the_original_text(pipe):
     img = photo(seed=3)
     a = pipe.reconstruct(img, [BOX], ["same"], steps=2, seed=0)

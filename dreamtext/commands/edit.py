@@ -3,7 +3,7 @@
 One image::
 
     dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
-                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson --seed N]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson --mask-rule attention|strokes --seed N]
 
 Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
 relative paths are relative to the spec file) run with a progress bar; a job
@@ -59,6 +59,9 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blend", choices=["feather", "poisson"],
                    help="paste-back: feather (the crop as generated) or poisson (its colours shifted to meet the "
                         "photo's at the region's edge, its letters kept); default: the model's config")
+    p.add_argument("--mask-rule", choices=["attention", "strokes"],
+                   help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "
+                        "narrowed to the generated letters' pixels); default: the model's config")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
 
 
@@ -120,7 +123,7 @@ def load_pipeline(ckpt: str | None):
 
 def sampling_kwargs(args) -> dict:
     return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "restarts": args.restarts,
-            "blend": args.blend, "seed": args.seed}
+            "blend": args.blend, "mask_rule": args.mask_rule, "seed": args.seed}
 
 
 def write_result(result, out: Path, masks: Path | None) -> None:
@@ -164,7 +167,7 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
     if missing:
         raise DreamTextError(f"missing key(s) {', '.join(missing)}")
     unknown = sorted(set(job) - {"_index", "image", "regions", "out", "masks", "steps", "guidance", "sampler",
-                                 "restarts", "blend", "seed"})
+                                 "restarts", "blend", "mask_rule", "seed"})
     if unknown:
         raise DreamTextError(f"unknown key(s) {', '.join(unknown)}")
     regions = job["regions"]
@@ -178,7 +181,7 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
         texts.append(r["text"])
     out = check_output_path(job["out"], "output")
     masks = check_output_path(job["masks"], "masks output") if job.get("masks") else None
-    kwargs = {**defaults, **{k: job[k] for k in ("steps", "guidance", "sampler", "restarts", "blend", "seed")
+    kwargs = {**defaults, **{k: job[k] for k in ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "seed")
                                  if k in job}}
     result = pipe.edit(job["image"], boxes, texts, **kwargs)
     write_result(result, out, masks)

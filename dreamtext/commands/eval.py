@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's config)")
     p.add_argument("--blend", choices=["feather", "poisson"], default=None,
                    help="paste-back (default: the model's config); the OCR reads the pasted photograph")
+    p.add_argument("--mask-rule", choices=["attention", "strokes"], default=None,
+                   help="the predicted character masks scored against the ground truth (default: the model's config)")
     p.add_argument("--ocr", default="rapidocr",
                    help="recogniser: rapidocr (default), parseq-onnx:PATH or python:MODULE:FACTORY")
     p.add_argument("--report-samples", type=int, default=8, help="rows in the best / worst picture grids")
@@ -48,7 +50,8 @@ def run(args) -> int:
 
     settings = EvalSettings(data=args.data, task=args.task, ckpt=args.ckpt, limit=args.limit, seed=args.seed,
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler,
-                            restarts=args.restarts, blend=args.blend, ocr=args.ocr,
+                            restarts=args.restarts, blend=args.blend, mask_rule=args.mask_rule,
+                            ocr=args.ocr,
                             report_samples=args.report_samples, ceiling_only=args.ceiling_only,
                             workers=args.workers, batch=args.batch, device=args.device)
     results = evaluate(settings, args.out, progress=not args.no_progress)

@@ -20,6 +20,6 @@ while true; do
 done
 echo "ablations ended after $(( $(date +%s) - T0 )) s"
 for V in ${VARS//,/ }; do echo "== $V"; tail -3 $OUT/ablate_$V.log; tail -1 $ABL/$V/run/metrics.jsonl | cut -c1-300; done
-$PY tools/gpu/pack_ema.py $ABL $OUT
+$PY tools/gpu/pack.py ablation $ABL $OUT
 cd $ABL && tar -czf $OUT/abl.tar.gz --exclude='*.safetensors' --exclude=optimizer* . 
 cd $OUT && cat ablate_*.log > ablate.log && rm ablate_*.log; ls -la $OUT

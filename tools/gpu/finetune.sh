@@ -18,4 +18,4 @@ wait $PID
 echo "train exit $?"
 tail -5 $OUT/train.log
 tail -3 $RUN/metrics.jsonl | cut -c1-400
-$PY tools/gpu/pack_checkpoint.py $RUN $OUT
+$PY tools/gpu/pack.py run $RUN $OUT
