@@ -294,10 +294,11 @@ def _evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int,
         for k, (index, record, target) in enumerate(pending):
             try:
                 result, seconds = edited[k] if edited is not None else _edit_batch(settings, pipeline, pending[k:k + 1])[0]
+                scored = _score(settings, recognizer, lpips_model, record, index, target, result, seconds)
             except DreamTextError as e:
                 skip(index, record, e)
                 continue
-            keep(index, record, *_score(settings, recognizer, lpips_model, record, index, target, result, seconds))
+            keep(index, record, *scored)
         pending.clear()
 
     for index, record in zip(range(part, total, parts), source.iter_part(part, parts)):

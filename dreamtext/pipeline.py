@@ -11,11 +11,13 @@ For each region (a box or a 4-point quad in image pixels) the pipeline
 3. samples with classifier-free guidance (:mod:`dreamtext.sampling`);
 4. warps the generated crop back with the inverse transform and blends it in
    with a feathered mask: 1 inside the region, falling to 0 over a band of
-   ``feather × region height`` pixels. Pixels beyond every band are copied from
-   the input, so they are byte-identical.
+   ``feather × region height`` pixels (``sample.blend = "poisson"`` first
+   re-colours it to meet the photo at the band's edge; :mod:`dreamtext.paste`).
+   Pixels beyond every band are copied from the input, so they are byte-identical.
 
-The per-character masks predicted from the cross-attention (§3) come back in
-image coordinates beside the edited image.
+The per-character masks predicted from the cross-attention (§3; narrowed to the
+generated strokes with ``sample.mask_rule = "strokes"``) come back in image
+coordinates beside the edited image.
 """
 
 from __future__ import annotations

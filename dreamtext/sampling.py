@@ -78,7 +78,7 @@ def _latent_shape(model, batch: int) -> tuple[int, ...]:
 
 @torch.no_grad()
 def sample_with_attention(model, cond: dict, scheduler, steps: int, guidance: float,
-                          generator: torch.Generator | None = None, *, attn_frac: float | None = None,
+                          generator: torch.Generator | list | None = None, *, attn_frac: float | None = None,
                           z_T: torch.Tensor | None = None, progress=None, restarts: int | None = None,
                           restart_strength: float | None = None) -> SampleOutput:
     """Run the sampler and return the decoded image with Ā averaged over the final steps.
