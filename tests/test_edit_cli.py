@@ -94,7 +94,7 @@ def test_spec_one_bad_job_does_not_stop_the_others(ckpt, image, tmp_path, capsys
         {"image": image.name, "regions": [{"box": [10, 8, 90, 30], "text": "bad text"}], "out": "b.png"},
         {"image": "missing.png", "regions": [{"box": [1, 1, 9, 9], "text": "x"}], "out": "c.png"},
         {"image": image.name, "regions": [{"quad": [90, 36, 150, 42, 149, 60, 89, 54], "text": "Q"}],
-         "out": "d.png", "masks": "d_masks.png", "seed": 5},
+         "out": "d.png", "masks": "d_masks.png", "seed": 5, "blend": "poisson", "mask_rule": "strokes"},
         "not a job",
     ]))
     rc = main(["edit", "--spec", str(spec), "--steps", "1", "--ckpt", ckpt])
