@@ -39,10 +39,12 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         d = self.current_decay()
-        for name, p in model.named_parameters():
-            s = self.shadow.get(name)
-            if s is not None:
-                s.lerp_(p.detach().float(), 1.0 - d)  # s + (1-d)(p - s) = d·s + (1-d)·p
+        pairs = [(self.shadow[name], p.detach().float()) for name, p in model.named_parameters() if name in self.shadow]
+        if pairs:
+            # s + (1-d)(p - s) = d·s + (1-d)·p for every tensor in one multi-tensor op: ~440 kernel launches
+            # fewer per step on a GPU, where the tiny model's step is launch-bound.
+            shadows, currents = zip(*pairs)
+            torch._foreach_lerp_(list(shadows), list(currents), 1.0 - d)
         self.num_updates += 1
 
     @torch.no_grad()
