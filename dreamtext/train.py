@@ -153,6 +153,15 @@ class _StopRequest:
         return False
 
 
+def loss_values(losses: dict) -> dict[str, float]:
+    """The objective's outputs as Python floats (tensor means), copied off the device in one go."""
+    keys = [k for k, v in losses.items() if torch.is_tensor(v)]
+    floats = torch.stack([losses[k].detach().float().mean() for k in keys]).tolist() if keys else []
+    out = dict(zip(keys, floats))
+    out.update({k: float(v) for k, v in losses.items() if not torch.is_tensor(v)})
+    return {k: out[k] for k in losses}
+
+
 class Trainer:
     """State of one training run; ``train()`` is the public entry point."""
 
@@ -244,27 +253,27 @@ class Trainer:
             with self.acc.accumulate(self.objective):
                 with self.acc.autocast():
                     losses = self.objective(batch, self.step, generator)
-                self._guard(losses)
+                values = loss_values(losses)  # one device→host copy a step (a sync per term costs on a GPU)
+                self._guard(values)
                 self.acc.backward(losses["total"])
                 if self.acc.sync_gradients and cfg.train.grad_clip > 0:
                     self.acc.clip_grad_norm_(self.params, cfg.train.grad_clip)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            for k, v in losses.items():
-                sums.setdefault(k, []).append(float(v.detach().float()))
+            for k, v in values.items():
+                sums.setdefault(k, []).append(v)
         self.ema.update(self.model)
         self.step += 1
         out = {k: float(np.nanmean(v)) if not all(math.isnan(x) for x in v) else float("nan") for k, v in sums.items()}
         out["lr"] = lr
         return out
 
-    def _guard(self, losses: dict) -> None:
-        terms = {k: losses[k] for k in LOSS_TERMS if k in losses}
+    def _guard(self, values: dict[str, float]) -> None:
+        terms = {k: values[k] for k in LOSS_TERMS if k in values}
         if self.world > 1:  # every process must stop together, or the others hang in the all-reduce
-            finite = torch.tensor([float(all(torch.isfinite(v.detach()).all() for v in terms.values()))],
-                                  device=self.acc.device)
+            finite = torch.tensor([float(all(math.isfinite(v) for v in terms.values()))], device=self.acc.device)
             if float(self.acc.gather(finite).min()) < 1:
-                bad = {k: v for k, v in terms.items() if not torch.isfinite(v.detach()).all()}
+                bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
                 check_finite(bad or {"total (on another process)": float("nan")}, self.step + 1)
         check_finite(terms, self.step + 1)
 

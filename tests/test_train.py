@@ -1,6 +1,7 @@
 """The diffusion trainer on the test preset: logs, checkpoints, pruning, sample grids, guards, stops."""
 
 import json
+import math
 import os
 import signal
 
@@ -14,7 +15,7 @@ from dreamtext.checkpoint import latest_checkpoint, load_model
 from dreamtext.cli import main
 from dreamtext.config import load_config
 from dreamtext.errors import CheckpointError
-from dreamtext.train import Trainer, train
+from dreamtext.train import Trainer, loss_values, train
 from dreamtext.train_utils import NonFiniteLossError, lr_at, read_metrics
 
 BASE = ["train.batch_size=2", "train.log_every=1", "train.sample_every=0"]
@@ -208,3 +209,11 @@ def test_sigterm_stops_after_the_step_and_checkpoints(tmp_path, monkeypatch):
     assert summary["stopped"] == "terminated" and summary["step"] == 2
     assert latest_checkpoint(tmp_path).name == "step_00000002"
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
+
+
+def test_loss_values_copies_every_term_at_once():
+    got = loss_values({"total": torch.tensor(1.5), "miou": torch.tensor([0.25, float("nan")]), "gt_frac": 1,
+                       "attn": torch.tensor(2.0)})
+    assert list(got) == ["total", "miou", "gt_frac", "attn"]  # the objective's order
+    assert got["total"] == 1.5 and got["attn"] == 2.0 and got["gt_frac"] == 1.0 and math.isnan(got["miou"])
+    assert all(type(v) is float for v in got.values())
