@@ -16,15 +16,14 @@ per browser session:
    is mirrored as the page's progress bar.
 
 Everything that can be wrong with the input raises a
-:class:`~dreamtext.errors.DreamTextError` inside :func:`parse_regions` /
-:func:`load_upload` / the pipeline, and :class:`EditService` turns it into the
+:class:`~dreamtext.errors.DreamTextError` inside
+:mod:`dreamtext.web_inputs` (``parse_regions``, ``load_upload``) or the pipeline, and :class:`EditService` turns it into the
 message shown in the status line; the server keeps serving.
 
 The server writes only into one temporary folder (Gradio's upload cache and
 the downloadable results), created by :func:`serve` and removed when it stops.
-The logic that does not need Gradio (:func:`parse_regions`,
-:func:`load_upload`, :func:`draw_boxes`, :class:`EditService`) is plain
-Python so it is tested without a browser.
+The logic that does not need Gradio (:mod:`dreamtext.web_inputs`,
+:class:`EditService`) is plain Python so it is tested without a browser.
 """
 
 
@@ -46,8 +45,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .charset import validate_text
-from .errors import ConfigError, DreamTextError, ImageError, RegionError
+from .errors import ConfigError, DreamTextError, ImageError
+from .web_inputs import draw_boxes, format_region, load_upload, parse_regions
 
 SAMPLERS = ("ddim", "euler", "dpm++")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -75,112 +74,6 @@ class ServeSettings:
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-# ----------------------------------------------------------------------------- input checks
-
-_NUMBER = r"[-+]?\d+(?:\.\d*)?"
-_REGION_LINE = re.compile(rf"^\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s*({_NUMBER})\s*[, ]\s?(.*)$")
-
-
-def format_region(box: tuple[float, float, float, float], text: str) -> str:
-    """One line of the regions box: ``x0, y0, x1, y1, TEXT``."""
-    return ", ".join(str(int(round(v))) for v in box) + ", " + text
-
-
-def parse_regions(spec: str, image_wh: tuple[int, int], max_len: int, max_regions: int = 8
-                  ) -> tuple[list[np.ndarray], list[str]]:
-    """Lines ``x0, y0, x1, y1, TEXT`` → (quads float32 (4, 2) each, texts).
-
-    Blank lines and lines starting with ``#`` are skipped. Corners may come in
-    any order (a drag up-left gives x1 < x0). A box must lie inside the image
-    of size ``image_wh = (W, H)`` and be at least 2 px on each side; the text
-    must be writable by the model (:func:`~dreamtext.charset.validate_text`).
-    Every problem raises :class:`RegionError` / :class:`TextError` naming the line.
-    """
-    width, height = image_wh
-    quads, texts = [], []
-    lines = [(n, line) for n, line in enumerate((spec or "").splitlines(), 1)
-             if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise RegionError("no box given: click two opposite corners of the text on the photo, "
-                          "or type a line 'x0, y0, x1, y1, TEXT'")
-    if len(lines) > max_regions:
-        raise RegionError(f"{len(lines)} boxes given; the page edits at most {max_regions} at once")
-    for n, line in lines:
-        m = _REGION_LINE.match(line)
-        if m is None:
-            raise RegionError(f"box line {n} ({line.strip()!r}) is not 'x0, y0, x1, y1, TEXT'")
-        x0, y0, x1, y1 = (float(v) for v in m.groups()[:4])
-        text = m.group(5).strip()
-        x0, x1 = sorted((x0, x1))
-        y0, y1 = sorted((y0, y1))
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-            raise RegionError(f"box line {n} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) reaches outside the "
-                              f"{width}×{height} photo")
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            raise RegionError(f"box line {n} is {x1 - x0:g}×{y1 - y0:g} px; a box needs at least 2×2 px")
-        if not text:
-            raise RegionError(f"box line {n} has no text: write the new text after the four numbers")
-        validate_text(text, max_len)
-        quads.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
-        texts.append(text)
-    return quads, texts
-
-
-def load_upload(path: str | os.PathLike | None, settings: ServeSettings) -> np.ndarray:
-    """The uploaded file → uint8 RGB (H, W, 3), or :class:`ImageError` saying why not.
-
-    The byte size and the dimensions (read from the header, before any pixel is
-    decoded) are checked first, so a decompression bomb is refused cheaply.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    from .io_utils import read_image_rgb
-
-    if path is None:
-        raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
-    path = Path(path)
-    size = path.stat().st_size
-    if size > settings.max_upload_bytes:
-        raise ImageError(f"the upload is {size / 2**20:.1f} MiB; the limit is {settings.max_upload_mb:g} MiB")
-    try:
-        with Image.open(path) as probe:
-            width, height = probe.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ImageError(f"{path.name!r} is not an image this page can read (use PNG, JPEG or WebP)") from None
-    if max(width, height) > settings.max_side:
-        raise ImageError(f"the photo is {width}×{height} px; the longest side may be at most "
-                         f"{settings.max_side} px (scale it down first)")
-    return read_image_rgb(path)
-
-
-def draw_boxes(image: np.ndarray, quads: list[np.ndarray], texts: list[str],
-               pending: tuple[float, float] | None = None) -> np.ndarray:
-    """The photo with each box outlined and labelled with its number: uint8 (H, W, 3).
-
-    ``pending`` is a first corner clicked but not yet completed, drawn as a cross.
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    from .visualize import char_colors
-
-    canvas = Image.fromarray(image)
-    draw = ImageDraw.Draw(canvas)
-    line_w = max(2, round(max(image.shape[:2]) / 300))
-    colors = char_colors(max(1, len(quads)))
-    font = ImageFont.load_default(size=max(10, 6 * line_w))  # Pillow's bundled scalable font
-    for i, (quad, text) in enumerate(zip(quads, texts)):
-        color = tuple(int(c) for c in colors[i])
-        draw.polygon([tuple(p) for p in quad.tolist()], outline=color, width=line_w)
-        x, y = quad[0]
-        draw.text((x + line_w, max(0.0, y - 7 * line_w)), f"{i + 1}: {text}", fill=color, font=font)
-    if pending is not None:
-        x, y = pending
-        r = 4 * line_w
-        draw.line([(x - r, y), (x + r, y)], fill=(255, 0, 0), width=line_w)
-        draw.line([(x, y - r), (x, y + r)], fill=(255, 0, 0), width=line_w)
-    return np.asarray(canvas)
-
-
 # ----------------------------------------------------------------------------- the edit
 
 
@@ -196,7 +89,8 @@ class EditOutput:
     ok: bool = False
 
 
-EditFn = Callable[..., Any]  # edit(image, regions, texts, *, steps, guidance, sampler, seed[, restarts]) -> EditResult
+EditFn = Callable[..., Any]  # edit(image, regions, texts, *, steps, guidance, sampler, seed[, restarts, blend,
+#                              mask_rule]) -> EditResult
 MAX_RESTARTS = 4  # upper end of the restarts slider: more did not help the shipped model (BENCHMARKS)
 
 
@@ -219,8 +113,9 @@ class EditService:
         self._lock = threading.Lock()
 
     def run(self, image: np.ndarray | None, regions_spec: str, *, steps: float, guidance: float,
-            sampler: str, seed: float, restarts: float | None = None) -> EditOutput:
-        """``restarts`` None: the model's default (``edit_fn`` is not passed any)."""
+            sampler: str, seed: float, restarts: float | None = None, blend: str | None = None,
+            mask_rule: str | None = None) -> EditOutput:
+        """``restarts`` / ``blend`` / ``mask_rule`` None: the model's default (``edit_fn`` is not passed any)."""
         try:
             if image is None:
                 raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
@@ -238,6 +133,15 @@ class EditService:
                 if not 0 <= int(restarts) <= MAX_RESTARTS:
                     raise DreamTextError(f"restarts must be between 0 and {MAX_RESTARTS}, got {int(restarts)}")
                 options["restarts"] = int(restarts)
+            from .char_masks import MASK_RULES
+            from .paste import BLEND_MODES
+
+            for name, value, choices in (("blend", blend, BLEND_MODES), ("mask_rule", mask_rule, MASK_RULES)):
+                if value is not None:
+                    if value not in choices:
+                        raise DreamTextError(f"unknown {name.replace('_', ' ')} {value!r}; choose one of "
+                                             f"{', '.join(choices)}")
+                    options[name] = value
             with self._lock:
                 result = self.edit_fn(image, quads, texts, steps=steps, guidance=float(guidance),
                                       sampler=sampler, seed=seed, **options)
@@ -258,9 +162,11 @@ class EditService:
         download = self._save_result(edited)
         n = len(texts)
         restarts_note = f" + {options['restarts']} restarts" if options.get("restarts") else ""
+        extras = "".join(f", {v} {k.replace('_', ' ')}" for k, v in options.items()
+                         if k in ("blend", "mask_rule") and v not in ("feather", "attention"))
         return EditOutput(message=f"Done: {n} box{'es' if n > 1 else ''} edited "
                                   f"({steps} steps{restarts_note}, guidance {float(guidance):g}, {sampler}, "
-                                  f"seed {seed}).",
+                                  f"seed {seed}{extras}).",
                           image=edited, before=image, overlay=overlay, download=download, ok=True)
 
     def _save_result(self, edited: np.ndarray) -> str:
@@ -290,6 +196,9 @@ PAGE_INTRO = """# DreamText: edit the text in a photo
 def build_app(service: EditService):
     """The Gradio ``Blocks`` of the page (not launched). Element ids are what the browser tests use."""
     import gradio as gr
+
+    from .char_masks import MASK_RULES
+    from .paste import BLEND_MODES
 
     settings = service.settings
     d = service.defaults
@@ -328,13 +237,15 @@ def build_app(service: EditService):
         quads, texts = _boxes_for_preview(spec, image)
         return draw_boxes(image, quads, texts, pending)
 
-    def on_edit(image, spec, steps, guidance, sampler, seed, restarts, progress=gr.Progress(track_tqdm=True)):
+    def on_edit(image, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule,
+                progress=gr.Progress(track_tqdm=True)):
         progress(0.0, desc="sampling")
         # One server-log line as a request leaves the queue and one as it ends: what an operator reads to
         # see the queue at work (and how the web test checks that requests never overlap).
         started = time.monotonic()
         log_event(f"edit started ({int(steps)} steps)")
-        out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed, restarts=restarts)
+        out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed, restarts=restarts,
+                          blend=blend, mask_rule=mask_rule)
         log_event(f"edit finished in {time.monotonic() - started:.2f} s: {out.message}")
         if not out.ok:
             return status_markdown(out.message), None, None, None, gr.update(value=None, visible=False)
@@ -363,6 +274,11 @@ def build_app(service: EditService):
                     restarts = gr.Slider(0, MAX_RESTARTS, value=int(d.get("restarts", 0)), step=1,
                                          label="restarts (each re-samples the last 60 % of the steps)",
                                          elem_id="restarts")
+                    blend = gr.Radio(list(BLEND_MODES), value=d.get("blend", "feather"), elem_id="blend",
+                                     label="paste-back (poisson: the photo's colours at the box's edge)")
+                    mask_rule = gr.Radio(list(MASK_RULES), value=d.get("mask_rule", "attention"),
+                                         elem_id="mask_rule",
+                                         label="character masks (strokes: narrowed to the generated letters)")
                 run = gr.Button("Edit", variant="primary", elem_id="run")
                 status = gr.Markdown("Upload a photo to start.", elem_id="status")
             with gr.Column(scale=2):
@@ -383,7 +299,7 @@ def build_app(service: EditService):
         upload.clear(on_clear, None, [photo, preview, spec, pending, status], queue=False)
         preview.select(on_click, [photo, spec, pending, new_text], [spec, pending, preview, status], queue=False)
         spec.change(on_spec_change, [photo, spec, pending], [preview], queue=False)
-        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed, restarts],
+        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule],
                   [status, result, slider, overlay, download], concurrency_limit=1, api_name="edit")
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
     return demo, theme
@@ -428,7 +344,7 @@ def pipeline_edit_fn(ckpt: str | None) -> tuple[EditFn, int, dict[str, Any]]:
     pipe = DreamTextPipeline.from_pretrained(ckpt)
     cfg = pipe.cfg
     defaults = {"steps": cfg.sample.steps, "guidance": cfg.sample.guidance, "sampler": cfg.sample.sampler,
-                "restarts": cfg.sample.restarts}
+                "restarts": cfg.sample.restarts, "blend": cfg.sample.blend, "mask_rule": cfg.sample.mask_rule}
 
     def edit(image, regions, texts, **options):
         return pipe.edit(image, regions, texts, progress=True, **options)  # tqdm bar → the page's progress bar

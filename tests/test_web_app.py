@@ -15,9 +15,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from _web_fixtures import SIGN_BOX, make_photo  # noqa: E402
 
-from dreamtext.app import (EditService, ServeSettings, draw_boxes, format_region, load_upload,  # noqa: E402
-                           parse_regions, status_markdown)
+from dreamtext.app import EditService, ServeSettings, status_markdown  # noqa: E402
 from dreamtext.errors import ImageError, RegionError, TextError  # noqa: E402
+from dreamtext.web_inputs import draw_boxes, format_region, load_upload, parse_regions  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- parse_regions
@@ -157,6 +157,22 @@ def test_restarts_reach_the_pipeline_and_are_checked(tiny_pipeline, tmp_path):
     assert not np.array_equal(plain.image, restarted.image)  # the restart pass repainted the box
     bad = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, restarts=9)
     assert not bad.ok and bad.message == "Error: restarts must be between 0 and 4, got 9"
+
+
+def test_blend_and_mask_rule_reach_the_pipeline_and_are_checked(tiny_pipeline, tmp_path):
+    photo = load_upload(make_photo(tmp_path / "photo.png"), ServeSettings())
+    service, spec = _service(tiny_pipeline, tmp_path), format_region(SIGN_BOX, "OPEN")
+    plain = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, blend="feather",
+                        mask_rule="attention")
+    other = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, blend="poisson",
+                        mask_rule="strokes")
+    assert plain.ok and other.ok and "poisson blend, strokes mask rule" in other.message
+    assert "poisson" not in plain.message
+    assert not np.array_equal(plain.image, other.image)  # same samples, pasted back differently
+    for name, value, words in (("blend", "soft", "unknown blend 'soft'"),
+                               ("mask_rule", "blobs", "unknown mask rule 'blobs'")):
+        bad = service.run(photo, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, **{name: value})
+        assert not bad.ok and words in bad.message
 
 
 def test_same_seed_gives_the_same_result(tiny_pipeline, tmp_path):

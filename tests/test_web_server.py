@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _web_fixtures import (PHOTO_WH, REPO, SIGN_BOX, ServerProcess, free_port, make_photo,  # noqa: E402
                            make_tiny_pipeline, serve_command)
 
-from dreamtext.app import format_region  # noqa: E402
+from dreamtext.web_inputs import format_region  # noqa: E402
 
 CHROMIUM = os.environ.get("DREAMTEXT_CHROMIUM", "/usr/bin/chromium")  # Debian's; no downloaded browser
 MAX_UPLOAD_MB = 0.5  # the server's limits in these tests (set with serve's options)
@@ -169,6 +169,8 @@ def test_browser_edit_changes_the_word_and_downloads_the_result(page, server, tm
     assert line.endswith(", OPEN")
     assert page.input_value("#steps input[type=number]") == "4"  # the model's own default (test preset)
     assert page.input_value("#restarts input[type=number]") == "0"
+    assert page.locator("#blend input[value=feather]").is_checked()  # the model's defaults
+    assert page.locator("#mask_rule input[value=attention]").is_checked()
 
     page.click("#run")
     message = _wait_status(page, "Done", timeout=90)
