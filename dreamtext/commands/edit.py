@@ -159,6 +159,10 @@ def _resolved(job: dict, base: Path) -> dict:
     return {k: str(base / job[k]) for k in ("image", "out", "masks") if isinstance(job.get(k), str)}
 
 
+# What a spec job may set for itself: DreamTextPipeline.edit's keyword options.
+JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "seed")
+
+
 def run_job(pipe, job: dict, defaults: dict) -> str:
     """Edit one spec job; raises a DreamTextError naming what is wrong with it."""
     if "_bad" in job:
@@ -166,8 +170,7 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
     missing = [k for k in ("image", "regions", "out") if k not in job]
     if missing:
         raise DreamTextError(f"missing key(s) {', '.join(missing)}")
-    unknown = sorted(set(job) - {"_index", "image", "regions", "out", "masks", "steps", "guidance", "sampler",
-                                 "restarts", "blend", "mask_rule", "seed"})
+    unknown = sorted(set(job) - {"_index", "image", "regions", "out", "masks", *JOB_OPTIONS})
     if unknown:
         raise DreamTextError(f"unknown key(s) {', '.join(unknown)}")
     regions = job["regions"]
@@ -181,8 +184,7 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
         texts.append(r["text"])
     out = check_output_path(job["out"], "output")
     masks = check_output_path(job["masks"], "masks output") if job.get("masks") else None
-    kwargs = {**defaults, **{k: job[k] for k in ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "seed")
-                                 if k in job}}
+    kwargs = {**defaults, **{k: job[k] for k in JOB_OPTIONS if k in job}}
     result = pipe.edit(job["image"], boxes, texts, **kwargs)
     write_result(result, out, masks)
     return str(out)
