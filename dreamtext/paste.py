@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError
+
 BLEND_MODES = ("feather", "poisson")
 
 
@@ -56,7 +58,7 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     from .data.transforms import warp
 
     if blend not in BLEND_MODES:
-        raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
+        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
     out = image.copy()
     x0, y0, x1, y1 = bbox(quad, feather_px + 2, image.shape[:2])
     if x1 <= x0 or y1 <= y0:

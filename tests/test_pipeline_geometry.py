@@ -5,7 +5,7 @@ import pytest
 
 from dreamtext.config import load_config
 from dreamtext.data.transforms import apply_matrix, fill_quad
-from dreamtext.errors import RegionError
+from dreamtext.errors import ConfigError, RegionError
 from dreamtext.paste import feather_alpha, masks_to_image, paste_back, poisson_harmonize, region_support
 from dreamtext.pipeline import box_to_quad, parse_region, quad_height, text_angle, window_matrix
 
@@ -170,5 +170,5 @@ def test_poisson_paste_back_keeps_outside_pixels_and_handles_image_edges():
         inside = fill_quad(quad, HW).astype(bool)
         # a flat crop pasted Poisson-style takes the surrounding noise's mean, not 200
         assert abs(out[inside].mean() - image[support & ~inside].mean()) < 30
-    with pytest.raises(ValueError, match="unknown blend 'soft'"):
+    with pytest.raises(ConfigError, match="unknown blend 'soft'"):
         paste_back(image, crop, matrix, quad, feather_px=4.0, blend="soft")
