@@ -21,7 +21,6 @@ import argparse
 import json
 from pathlib import Path
 
-MODES = ("feather", "poisson")
 
 
 def region_numbers(output, reference, quad) -> dict[str, float]:
@@ -45,6 +44,7 @@ def main() -> None:
     from PIL import Image
 
     from dreamtext import metrics as M
+    from dreamtext.config import BLEND_MODES
     from dreamtext.data.sources import open_source
     from dreamtext.ocr import make_recognizer, rectify_quad
     from dreamtext.paste import paste_back
@@ -64,7 +64,7 @@ def main() -> None:
     def both(image, result, index):
         """The edit pasted back each way: {mode: uint8 (H, W, 3)}."""
         outs = {}
-        for mode in MODES:
+        for mode in BLEND_MODES:
             out = image
             for r in result.regions:
                 out = paste_back(out, r.crop, r.matrix, r.quad, r.feather_px, mode)
@@ -78,7 +78,7 @@ def main() -> None:
         outs = both(result.input, result, 0)
         for r in result.regions:
             rows.append({"kind": "photo", "name": f"{sample['image']}:{r.text}",
-                         **{f"{m}/{k}": v for m in MODES
+                         **{f"{m}/{k}": v for m in BLEND_MODES
                             for k, v in region_numbers(outs[m], result.input, r.quad).items()}})
         panels.append(np.concatenate([result.input, outs["feather"], outs["poisson"]], 1))
         print(sample["image"], "done", flush=True)
@@ -91,7 +91,7 @@ def main() -> None:
             outs = both(result.input, result, index)
             quad = result.regions[0].quad
             row = {"kind": "bench", "name": record.key}
-            for mode in MODES:
+            for mode in BLEND_MODES:
                 reading = recognizer.read([rectify_quad(outs[mode], quad)])[0]
                 row.update({f"{mode}/{k}": v for k, v in region_numbers(outs[mode], result.input, quad).items()})
                 row[f"{mode}/seq_acc_ci"] = M.seq_acc(reading, record.text)
@@ -107,7 +107,7 @@ def main() -> None:
         part = [r for r in rows if r["kind"] == kind]
         if not part:
             continue
-        for mode in MODES:
+        for mode in BLEND_MODES:
             cells = []
             for k in keys:
                 vals = [r[f"{mode}/{k}"] for r in part if f"{mode}/{k}" in r]

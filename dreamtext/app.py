@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .config import BLEND_MODES, MASK_RULES
 from .errors import ConfigError, DreamTextError, ImageError
 from .web_inputs import draw_boxes, format_region, load_upload, parse_regions
 
@@ -133,9 +134,6 @@ class EditService:
                 if not 0 <= int(restarts) <= MAX_RESTARTS:
                     raise DreamTextError(f"restarts must be between 0 and {MAX_RESTARTS}, got {int(restarts)}")
                 options["restarts"] = int(restarts)
-            from .char_masks import MASK_RULES
-            from .paste import BLEND_MODES
-
             for name, value, choices in (("blend", blend, BLEND_MODES), ("mask_rule", mask_rule, MASK_RULES)):
                 if value is not None:
                     if value not in choices:
@@ -196,9 +194,6 @@ PAGE_INTRO = """# DreamText: edit the text in a photo
 def build_app(service: EditService):
     """The Gradio ``Blocks`` of the page (not launched). Element ids are what the browser tests use."""
     import gradio as gr
-
-    from .char_masks import MASK_RULES
-    from .paste import BLEND_MODES
 
     settings = service.settings
     d = service.defaults

@@ -115,9 +115,6 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch
     return iou[valid].mean()
 
 
-MASK_RULES = ("attention", "strokes")
-
-
 def refine_to_strokes(masks: np.ndarray, crop: np.ndarray, region: np.ndarray) -> np.ndarray:
     """§3 character masks made stroke-shaped: the region's text pixels, each given to the nearest mask.
 

@@ -19,6 +19,10 @@ from typing import Any
 
 from .errors import ConfigError
 
+# The values of SampleConfig.blend and SampleConfig.mask_rule (the CLI, the web page and the pipeline check them).
+BLEND_MODES = ("feather", "poisson")  # dreamtext.paste.paste_back
+MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
+
 
 @dataclass
 class TextEncoderConfig:

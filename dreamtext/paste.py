@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import BLEND_MODES
 from .errors import ConfigError
-
-BLEND_MODES = ("feather", "poisson")
 
 
 def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> np.ndarray:

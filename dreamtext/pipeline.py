@@ -411,9 +411,8 @@ class DreamTextPipeline:
 def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, blend: str = "feather",
                   mask_rule: str = "attention") -> None:
     """Raise :class:`ConfigError` for sampling options no sampler accepts."""
-    from .char_masks import MASK_RULES
     from .errors import ConfigError
-    from .paste import BLEND_MODES
+    from .config import BLEND_MODES, MASK_RULES
 
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")

@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import BLEND_MODES, MASK_RULES
 from ..errors import DreamTextError, ImageError, RegionError
 
 
@@ -56,10 +57,10 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restarts", type=int, help="restart-sampling passes after the first (default: the model's "
                                                   "config); each re-runs the last restart_strength (0.6) of the "
                                                   "steps")
-    p.add_argument("--blend", choices=["feather", "poisson"],
+    p.add_argument("--blend", choices=BLEND_MODES,
                    help="paste-back: feather (the crop as generated) or poisson (its colours shifted to meet the "
                         "photo's at the region's edge, its letters kept); default: the model's config")
-    p.add_argument("--mask-rule", choices=["attention", "strokes"],
+    p.add_argument("--mask-rule", choices=MASK_RULES,
                    help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "
                         "narrowed to the generated letters' pixels); default: the model's config")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")

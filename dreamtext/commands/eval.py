@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
+    from ..config import BLEND_MODES, MASK_RULES
+
     p = subparsers.add_parser(
         "eval", help="measure SeqAcc / NED / SSIM / PSNR / MSE / mask mIoU on a data source",
         description="Run the pipeline on every sample's word region (recon: the same word; edit: a fixed held-out "
@@ -22,9 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], default=None)
     p.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's config)")
-    p.add_argument("--blend", choices=["feather", "poisson"], default=None,
+    p.add_argument("--blend", choices=BLEND_MODES, default=None,
                    help="paste-back (default: the model's config); the OCR reads the pasted photograph")
-    p.add_argument("--mask-rule", choices=["attention", "strokes"], default=None,
+    p.add_argument("--mask-rule", choices=MASK_RULES, default=None,
                    help="the predicted character masks scored against the ground truth (default: the model's config)")
     p.add_argument("--ocr", default="rapidocr",
                    help="recogniser: rapidocr (default), parseq-onnx:PATH or python:MODULE:FACTORY")
