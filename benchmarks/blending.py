@@ -1,10 +1,10 @@
-"""Does the edited region keep the scene's colour and contrast? Feather vs Poisson paste-back, same samples.
+"""Does the edited region keep the scene's colour and contrast? The paste-back modes on the same samples.
 
     .venv/bin/python benchmarks/blending.py --limit 64 --picture docs/img/blend_compare.jpg
 
 Every region is sampled once (``DreamTextPipeline.edit``, seed 0 for the photos, seed = index for the
-``bench`` records, the model's default sampling); the same generated crop is then pasted back both ways
-(:func:`dreamtext.paste.paste_back`), so the two columns differ only in the paste-back. Regions: the real
+``bench`` records, the model's default sampling); the same generated crop is then pasted back every way
+(:func:`dreamtext.paste.paste_back`: feather, poisson, inpaint), so the rows differ only in the paste-back. Regions: the real
 photographs in ``dreamtext/assets/samples`` (edited to their demo words) and the first N ``bench`` records
 (reconstructed: their own word). Numbers, inside each region's quad (uint8 RGB, 0–255):
 
@@ -53,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")
     ap.add_argument("--limit", type=int, default=64, help="bench records (0: photos only)")
-    ap.add_argument("--picture", default=None, help="write input | feather | poisson of every photo here")
+    ap.add_argument("--picture", default=None, help="write input | each paste-back of every photo here")
     ap.add_argument("--json", default=None, help="write every region's numbers here")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -61,7 +61,7 @@ def main() -> None:
     samples_dir = Path(__file__).resolve().parents[1] / "dreamtext" / "assets" / "samples"
     rows, panels = [], []
 
-    def both(image, result, index):
+    def every_way(image, result):
         """The edit pasted back each way: {mode: uint8 (H, W, 3)}."""
         outs = {}
         for mode in BLEND_MODES:
@@ -75,12 +75,12 @@ def main() -> None:
         quads = [np.asarray(r["quad"], np.float32) for r in sample["regions"]]
         texts = [r["text"] for r in sample["regions"]]
         result = pipe.edit(samples_dir / sample["image"], quads, texts, seed=0)
-        outs = both(result.input, result, 0)
+        outs = every_way(result.input, result)
         for r in result.regions:
             rows.append({"kind": "photo", "name": f"{sample['image']}:{r.text}",
                          **{f"{m}/{k}": v for m in BLEND_MODES
                             for k, v in region_numbers(outs[m], result.input, r.quad).items()}})
-        panels.append(np.concatenate([result.input, outs["feather"], outs["poisson"]], 1))
+        panels.append(np.concatenate([result.input, *(outs[m] for m in BLEND_MODES)], 1))
         print(sample["image"], "done", flush=True)
 
     if args.limit:
@@ -88,7 +88,7 @@ def main() -> None:
         source = open_source("bench", pipe.cfg, split="bench")
         for index, record in zip(range(args.limit), source.iter_part(0, 1)):
             result = pipe.edit(record.image, [record.word_quad], [record.text], seed=index)
-            outs = both(result.input, result, index)
+            outs = every_way(result.input, result)
             quad = result.regions[0].quad
             row = {"kind": "bench", "name": record.key}
             for mode in BLEND_MODES:
@@ -130,7 +130,8 @@ def main() -> None:
             img = np.asarray(Image.fromarray(p).resize((int(w * scale), int(h * scale)), Image.LANCZOS))
             rows_pic.append(np.pad(img, ((0, 4), (0, int(width * scale) - img.shape[1]), (0, 0)),
                                    constant_values=255))
-        caption = text_strip("input  |  feather paste-back  |  poisson paste-back  (same generated crops)",
+        caption = text_strip("input  |  " + "  |  ".join(f"{m} paste-back" for m in BLEND_MODES)
+                             + "  (same generated crops)",
                              rows_pic[0].shape[1], height=22)
         Image.fromarray(np.concatenate([caption, *rows_pic])).save(args.picture, quality=90)
         print("wrote", args.picture)

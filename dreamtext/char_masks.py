@@ -115,14 +115,35 @@ def mask_iou(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch
     return iou[valid].mean()
 
 
+def text_pixels(picture: np.ndarray, region: np.ndarray, background: np.ndarray | None = None,
+                min_distance: float = 0.0) -> np.ndarray:
+    """bool (H, W): the pixels of ``region`` (bool (H, W)) that belong to text in ``picture`` (uint8 (H, W, 3)).
+
+    Text is what differs from the background: ``background`` is one colour (3,) or one per pixel
+    (H, W, 3); by default the median of a 2-pixel ring just outside the region (the region itself when
+    it fills the picture). A region pixel is text when its colour lies farther from the background than
+    Otsu's threshold over all the region's distances, and than ``min_distance``. Otsu always splits, so
+    without a ``min_distance`` a region without text still yields its least background-like pixels.
+    """
+    import cv2
+
+    if not region.any():
+        return np.zeros(region.shape, bool)
+    if background is None:
+        ring = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~region
+        background = np.median(picture[ring if ring.any() else region].astype(np.float32), axis=0)
+    distance = np.linalg.norm(picture.astype(np.float32) - background, axis=-1)  # (H, W)
+    values = np.clip(distance[region], 0, 255).astype(np.uint8)[:, None]
+    threshold, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return region & (distance > max(threshold, min_distance))
+
+
 def refine_to_strokes(masks: np.ndarray, crop: np.ndarray, region: np.ndarray) -> np.ndarray:
     """§3 character masks made stroke-shaped: the region's text pixels, each given to the nearest mask.
 
     ``masks`` bool (n, h', w'): the §3 masks at any resolution; ``crop`` uint8 (H, W, 3): the generated
     crop they belong to; ``region`` bool (H, W): the word's quad in crop pixels → bool (n, H, W).
-    Text pixels are the region's pixels whose colour lies farther from the background's (the median
-    of a 2-pixel ring just outside the region) than Otsu's threshold over the region's distances;
-    each goes to the character whose (upscaled) §3 mask is nearest. The attention decides which
+    Text pixels (:func:`text_pixels`) each go to the character whose (upscaled) §3 mask is nearest. The attention decides which
     character, the generated picture decides where its strokes are: §3's maps are as coarse as the
     UNet's attention layers, blobs around the letters. A character with an empty §3 mask stays empty.
     """
@@ -133,12 +154,7 @@ def refine_to_strokes(masks: np.ndarray, crop: np.ndarray, region: np.ndarray) -
     out = np.zeros((n, H, W), bool)
     if n == 0 or not region.any() or not masks.any():
         return out
-    ring = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~region
-    background = np.median(crop[ring if ring.any() else region].astype(np.float32), axis=0)
-    distance = np.linalg.norm(crop.astype(np.float32) - background, axis=-1)  # (H, W)
-    values = np.clip(distance[region], 0, 255).astype(np.uint8)[:, None]
-    threshold, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    strokes = region & (distance > threshold)
+    strokes = text_pixels(crop, region)
     # Distance of every pixel to each character's upscaled mask; empty masks are infinitely far.
     far = np.float32(H + W)
     nearest = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3) if m.any()

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import ConfigError
 
 # The values of SampleConfig.blend and SampleConfig.mask_rule (the CLI, the web page and the pipeline check them).
-BLEND_MODES = ("feather", "poisson")  # dreamtext.paste.paste_back
+BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
 
 
@@ -171,7 +171,9 @@ class SampleConfig:
     # region's height (pixels farther out than the band stay byte-identical).
     feather: float = 0.15
     # Paste-back colour: "feather" pastes the crop as generated; "poisson" first shifts its colours to meet
-    # the photograph's at the band's outer edge, keeping its gradients (Pérez et al. 2003; dreamtext.paste).
+    # the photograph's at the band's outer edge, keeping its gradients (Pérez et al. 2003); "inpaint" keeps
+    # only the crop's letters, drawn over the photograph's background with its old letters inpainted away
+    # (dreamtext.paste.letters_over_scene).
     blend: str = "feather"
     # Character masks returned beside an edit: "attention" (§3, as training uses them) or "strokes" (the
     # §3 masks narrowed to the generated crop's text pixels; dreamtext.char_masks.refine_to_strokes).

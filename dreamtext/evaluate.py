@@ -51,7 +51,7 @@ class EvalSettings:
     guidance: float | None = None  # CFG scale (None: sample.guidance)
     sampler: str | None = None  # "ddim" | "euler" | "dpm++" (None: sample.sampler)
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
-    blend: str | None = None  # paste-back, "feather" | "poisson" (None: sample.blend); OCR reads the pasted photo
+    blend: str | None = None  # paste-back, "feather" | "poisson" | "inpaint" (None: sample.blend); OCR reads the pasted photo
     mask_rule: str | None = None  # predicted masks, "attention" | "strokes" (None: sample.mask_rule)
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
@@ -350,14 +350,39 @@ def _cfg_for(settings: EvalSettings):
     return read_config(resolve_checkpoint(settings.ckpt if settings.ckpt is not None else SHIPPED_MODEL_DIR))
 
 
-def _worker(settings: EvalSettings, part: int, ticks, threads: int) -> dict:
+_TICKS = None  # a worker's queue to the parent's progress bar (set by _init_worker)
+
+
+def _init_worker(ticks) -> None:
+    """Worker start-up: keep the progress queue, and exit as soon as the parent evaluation is gone.
+
+    A killed ``dreamtext eval`` would otherwise leave its workers computing (or waiting for work) for
+    nobody: a spawned process outlives its parent. A daemon thread polls the parent's pid once a second.
+    """
+    import os
+    import threading
+    import time
+
+    global _TICKS
+    _TICKS = ticks
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dreamtext-parent-watch", daemon=True).start()
+
+
+def _worker(settings: EvalSettings, part: int, threads: int) -> dict:
     """One evaluation worker process: its own model, OCR and share of the parent's torch threads."""
     import torch
 
     torch.set_num_threads(threads)
     pipeline, cfg = _load(settings, None)
     def tick(row):  # the parent's bar needs only what its postfix shows
-        ticks.put(None if row is None else {k: row[k] for k in ("ocr_ceiling_seq_acc_ci", "seq_acc_ci") if k in row})
+        _TICKS.put(None if row is None else {k: row[k] for k in ("ocr_ceiling_seq_acc_ci", "seq_acc_ci") if k in row})
 
     out = _evaluate_part(settings, pipeline, cfg, part, settings.workers, tick)
     out["weights_sha256"] = None if pipeline is None else weights_sha256(pipeline.model)
@@ -381,20 +406,20 @@ def _evaluate_in_workers(settings: EvalSettings, progress: bool):
     total = _records(settings, cfg)[1]
     tick = _tqdm_ticker(settings, progress, total)
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch / OpenCV thread state
-    with ctx.Manager() as manager:
-        ticks = manager.Queue()
-        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, settings, k, ticks, threads) for k in range(settings.workers)]
-            while True:
-                finished = all(f.done() for f in futures)
-                try:  # one message per record; after the workers end, drain what is left
-                    while True:
-                        tick(ticks.get(timeout=0.2) if not finished else ticks.get_nowait())
-                except queue.Empty:
-                    pass
-                if finished:
-                    break
-            parts = [f.result() for f in futures]  # re-raises a worker's error here
+    ticks = ctx.Queue()  # handed over at start-up; no manager process that could outlive this one
+    with ProcessPoolExecutor(max_workers=settings.workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(ticks,)) as pool:
+        futures = [pool.submit(_worker, settings, k, threads) for k in range(settings.workers)]
+        while True:
+            finished = all(f.done() for f in futures)
+            try:  # one message per record; after the workers end, drain what is left (a queue's feeder
+                while True:  # thread may still be flushing it, hence a short wait rather than get_nowait)
+                    tick(ticks.get(timeout=0.2 if not finished else 0.5))
+            except queue.Empty:
+                pass
+            if finished:
+                break
+        parts = [f.result() for f in futures]  # re-raises a worker's error here
     rows = sorted((r for p in parts for r in p["rows"]), key=lambda r: r["index"])
     merged = {
         "rows": rows,

@@ -52,9 +52,12 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     blend weight is 0, the input pixels are copied unchanged. ``blend``:
     ``"feather"`` pastes the warped crop as it is; ``"poisson"`` first shifts its
     colours so that they meet the photograph's at the band's outer edge
-    (:func:`poisson_harmonize`), keeping the crop's own gradients (its text).
+    (:func:`poisson_harmonize`), keeping the crop's own gradients (its text);
+    ``"inpaint"`` keeps only the crop's letters and draws them over the
+    photograph's own background, its old letters inpainted away
+    (:func:`letters_over_scene`).
     """
-    from .data.transforms import warp
+    from .data.transforms import fill_quad, warp
 
     if blend not in BLEND_MODES:
         raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
@@ -68,6 +71,9 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     patch = out[y0:y1, x0:x1]
     if blend == "poisson":
         back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
+    elif blend == "inpaint":
+        local = quad - np.array([x0, y0], np.float32)
+        back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local))
     blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
     blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
@@ -100,6 +106,73 @@ def poisson_harmonize(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> n
     out = cv2.seamlessClone(padded(src, cv2.BORDER_REFLECT), padded(dst, cv2.BORDER_REFLECT), mask,
                             (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
     return out[pad:-pad, pad:-pad]
+
+
+def quad_height(quad: np.ndarray) -> float:
+    """Mean length of the quad's left and right sides (TL→BL, TR→BR): the text height in pixels."""
+    return float(0.5 * (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])))
+
+
+def local_background(picture: np.ndarray, height: float) -> np.ndarray:
+    """uint8 (h, w, 3): each pixel's background colour, the median over a window 1.5 × the text's height.
+
+    Letters' strokes fill well under half of such a window, so the median is the colour around them even
+    where the background changes along the word (a word across a table's edge, a gradient sky).
+    """
+    import cv2
+
+    k = max(3, int(round(1.5 * height)) | 1)  # odd aperture
+    return cv2.medianBlur(np.ascontiguousarray(picture), k)
+
+
+def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
+                       sharpen: float = 2.0, min_contrast: float = 24.0) -> np.ndarray:
+    """The generated letters of ``back`` drawn over ``patch``'s own background: uint8 (h, w, 3).
+
+    ``back`` is the generated crop warped to the photograph's box, ``patch`` the photograph's box (both
+    uint8 (h, w, 3)), ``region`` bool (h, w) the word's quad there and ``height`` its height in pixels.
+    The model works at 32×128: pasted whole, its crop is a blurred, re-invented background around the
+    letters. Here only the letters come from it:
+
+    1. the photograph's old letters — the region's pixels farther than Otsu's threshold (and
+       ``min_contrast``) from their :func:`local_background` — grown by ~height/16 pixels to take their
+       anti-aliased rims, are inpainted away (Telea, ``cv2.inpaint``): the scene's background at full
+       resolution, its texture and colour kept;
+    2. the generated letters, found the same way in ``back``, become a soft alpha under a two-colour
+       model, ``back ≈ bg + a · (fg − bg)`` with ``bg`` the local background of ``back`` and ``fg`` the
+       median colour of its letters; ``a`` is stretched by ``sharpen`` about 0.5 to undo some of the
+       upscaling blur;
+    3. ``out = (1 − a) · scene + a · fg`` inside the region; outside it ``patch`` is returned unchanged.
+
+    Where the model drew no letters (none farther than ``min_contrast`` from their background) the region
+    comes back as the bare scene.
+    """
+    import cv2
+
+    from .char_masks import text_pixels
+
+    if not region.any():
+        return patch.copy()
+    grow = max(1, int(round(height / 16)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    old = text_pixels(patch, region, local_background(patch, height).astype(np.float32), min_contrast)
+    old = cv2.dilate(old.astype(np.uint8), kernel) & region.astype(np.uint8)
+    scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
+    out = patch.copy()
+    out[region] = scene[region]
+    bg = local_background(back, height).astype(np.float32)  # (h, w, 3)
+    new = text_pixels(back, region, bg, min_contrast)
+    if not new.any():
+        return out
+    b = back.astype(np.float32)
+    fg = np.median(b[new], axis=0)  # (3,)
+    span = fg - bg  # (h, w, 3)
+    norm2 = np.maximum((span * span).sum(-1), 1.0)
+    a = ((b - bg) * span).sum(-1) / norm2  # (h, w): 0 on the background colour, 1 on the letters'
+    a = np.clip((a - 0.5) * sharpen + 0.5, 0.0, 1.0) * region * (norm2 >= min_contrast ** 2)
+    mixed = (1.0 - a[..., None]) * scene.astype(np.float32) + a[..., None] * fg
+    out[region] = np.clip(mixed[region] + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, int], image_hw: tuple[int, int],

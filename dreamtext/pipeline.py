@@ -12,7 +12,8 @@ For each region (a box or a 4-point quad in image pixels) the pipeline
 4. warps the generated crop back with the inverse transform and blends it in
    with a feathered mask: 1 inside the region, falling to 0 over a band of
    ``feather × region height`` pixels (``sample.blend = "poisson"`` first
-   re-colours it to meet the photo at the band's edge; :mod:`dreamtext.paste`).
+   re-colours it to meet the photo at the band's edge, ``"inpaint"`` keeps only
+   its letters, over the photo's own background; :mod:`dreamtext.paste`).
    Pixels beyond every band are copied from the input, so they are byte-identical.
 
 The per-character masks predicted from the cross-attention (§3; narrowed to the
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError, RegionError
-from .paste import masks_to_image, paste_back, region_support, translate
+from .paste import masks_to_image, paste_back, quad_height, region_support, translate
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "assets" / "model"
 SAMPLERS = ("ddim", "euler", "dpm++")  # as dreamtext.diffusion.make_scheduler
@@ -104,11 +105,6 @@ def _fmt(value) -> str:
         return "(" + ", ".join(f"{float(v):g}" for v in np.asarray(value, dtype=np.float64).reshape(-1)) + ")"
     except (TypeError, ValueError):
         return repr(value)
-
-
-def quad_height(quad: np.ndarray) -> float:
-    """Mean length of the quad's left and right sides (the text height)."""
-    return float(0.5 * (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])))
 
 
 def text_angle(quad: np.ndarray) -> float:
@@ -260,7 +256,7 @@ class DreamTextPipeline:
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
-        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather" or "poisson") /
+        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson" or "inpaint") /
         ``mask_rule`` (the returned character masks, "attention" or "strokes") default to ``cfg.sample``; ``seed``
         makes the result bit-identical on the same machine (None: a random seed).
         """

@@ -4,7 +4,9 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -199,3 +201,65 @@ def test_source_without_character_masks(tiny_ckpt, tmp_path):
     assert res["metrics"]["ocr_ceiling_seq_acc_ci"] == 1.0  # clean words on a plain wall: the OCR reads both
     rows = list(csv.DictReader((tmp_path / "out" / "samples.csv").open()))
     assert sorted(r["ocr_gt"] for r in rows) == ["Market", "OPEN"]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """{pid: command line} of the live (not zombie) processes whose parent is ``pid`` (Linux /proc)."""
+    from pathlib import Path
+
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out[int(proc.name)] = cmd
+    return out
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_evaluation_leaves_no_workers_behind(tiny_ckpt, tmp_path):
+    """SIGKILL the parent of `dreamtext eval --workers 2`: its spawned workers stop within seconds."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "dreamtext.cli", "eval", "--data", "bench", "--task", "recon",
+                             "--ckpt", str(tiny_ckpt), "--limit", "200", "--steps", "2", "--workers", "2",
+                             "--out", str(tmp_path / "ev"), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = {}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(workers) < 2:
+            workers = {p: c for p, c in _children(proc.pid).items() if "spawn_main" in c}
+            time.sleep(0.2)
+        assert len(workers) == 2, "the evaluation did not start two workers"
+        time.sleep(3)  # let them load and start on their records
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.5)
+        assert not any(_alive(p) for p in workers), "workers outlived the killed evaluation"
+    finally:  # a failed run must not leave its processes behind either
+        if proc.poll() is None:
+            proc.kill()
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)

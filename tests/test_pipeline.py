@@ -76,15 +76,16 @@ def test_restarts_repaint_only_the_region(pipe):
     assert restarted.regions[0].char_masks.shape == (3, *img.shape[:2])
 
 
-def test_poisson_blend_changes_only_the_paste_back(pipe):
+@pytest.mark.parametrize("blend", ["poisson", "inpaint"])
+def test_other_blends_change_only_the_paste_back(pipe, blend):
     img = photo(seed=4)
-    feather, poisson = (pipe.edit(img, [BOX, QUAD], ["ab", "cd"], steps=2, seed=6, blend=b) for b in ("feather", "poisson"))
+    feather, other = (pipe.edit(img, [BOX, QUAD], ["ab", "cd"], steps=2, seed=6, blend=b) for b in ("feather", blend))
     support = np.zeros(img.shape[:2], bool)
-    for f, p in zip(feather.regions, poisson.regions):
+    for f, p in zip(feather.regions, other.regions):
         assert np.array_equal(f.crop, p.crop)  # the same samples ...
         assert np.array_equal(f.char_masks, p.char_masks)
         support |= region_support(p.quad, img.shape[:2], p.feather_px)
-    a, b = np.asarray(feather.image), np.asarray(poisson.image)
+    a, b = np.asarray(feather.image), np.asarray(other.image)
     assert np.array_equal(b[~support], img[~support])  # ... pasted differently, and only inside the bands
     assert np.abs(a[support].astype(int) - b[support]).mean() > 1
     assert np.array_equal(a, np.asarray(pipe.edit(img, [BOX, QUAD], ["ab", "cd"], steps=2, seed=6).image))  # default

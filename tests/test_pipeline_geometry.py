@@ -6,7 +6,8 @@ import pytest
 from dreamtext.config import load_config
 from dreamtext.data.transforms import apply_matrix, fill_quad
 from dreamtext.errors import ConfigError, RegionError
-from dreamtext.paste import feather_alpha, masks_to_image, paste_back, poisson_harmonize, region_support
+from dreamtext.paste import (feather_alpha, letters_over_scene, local_background, masks_to_image, paste_back,
+                            poisson_harmonize, region_support)
 from dreamtext.pipeline import box_to_quad, parse_region, quad_height, text_angle, window_matrix
 
 HW = (100, 200)
@@ -155,6 +156,81 @@ def test_poisson_harmonize_removes_a_colour_cast_and_keeps_the_letters():
     contrast = out[letters].mean() - out[background].mean()  # letters still ~+150 over their background
     assert contrast == pytest.approx(src[letters].astype(float).mean() - src[background].astype(float).mean(), abs=12)
     assert np.array_equal(poisson_harmonize(src, dst, np.zeros((h, w), bool)), src)  # no region: nothing to do
+
+
+def _striped_scene(h, w):
+    """A textured background: a colour gradient with faint vertical stripes (brick-like), float (h, w, 3)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    stripes = 12.0 * ((xx // 6) % 2)
+    return np.stack([150 + xx * 0.4 + stripes, 80 + yy * 0.6 + stripes, 60 + 0 * xx + stripes], -1)
+
+
+def test_letters_over_scene_removes_the_old_letters_and_draws_the_new_ones_on_the_scene():
+    rng = np.random.default_rng(3)
+    h, w = 48, 120
+    scene = _striped_scene(h, w)
+    region = np.zeros((h, w), bool)
+    region[10:38, 8:112] = True
+    old = np.zeros((h, w), bool)  # the photograph's word: dark bars (3 px strokes, 20 px tall)
+    for x in (16, 36, 56, 76, 96):
+        old[14:34, x:x + 3] = True
+    new = np.zeros((h, w), bool)  # the model's word: white bars between the old ones
+    for x in (25, 45, 65, 85):
+        new[14:34, x:x + 4] = True
+    patch = scene.copy()
+    patch[old] = 20.0
+    patch = np.clip(patch + rng.normal(0, 1.5, patch.shape), 0, 255).astype(np.uint8)
+    back = np.full((h, w, 3), 200.0)  # the model's region: a flat, pale, re-invented background ...
+    back[new] = 250.0  # ... with the new letters on it
+    back = np.clip(back + rng.normal(0, 1.5, back.shape), 0, 255).astype(np.uint8)
+
+    out = letters_over_scene(back, patch, region, height=28.0).astype(np.float64)
+    assert np.array_equal(out[~region], patch[~region])  # outside the region nothing moves
+    gone = old & ~cv2_dilate(new, 3)
+    assert np.abs(out[gone] - scene[gone]).mean() < 15  # old strokes inpainted to the scene (they were ~100 off)
+    assert np.abs(patch[gone].astype(float) - scene[gone]).mean() > 80
+    core = new & ~cv2_dilate(~new, 1)
+    assert np.abs(out[core] - 250).max() < 12  # the new letters, in the model's letter colour
+    plain = region & ~cv2_dilate(old | new, 3)
+    assert np.abs(out[plain] - scene[plain]).mean() < 4  # the scene's own background, not the pale 200
+    # a model that drew no letters gives the bare scene; an empty region changes nothing
+    bare = letters_over_scene(np.full((h, w, 3), 200, np.uint8), patch, region, height=28.0).astype(np.float64)
+    assert np.abs(bare[gone] - scene[gone]).mean() < 15 and np.abs(bare[core] - scene[core]).mean() < 15
+    assert np.array_equal(letters_over_scene(back, patch, np.zeros((h, w), bool), 28.0), patch)
+
+
+def cv2_dilate(mask, radius):
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)).astype(bool)
+
+
+def test_local_background_follows_a_background_that_changes_along_the_word():
+    h, w = 40, 160
+    picture = np.zeros((h, w, 3), np.uint8)
+    picture[:, : w // 2] = (200, 160, 110)  # wood on the left, red saucer on the right
+    picture[:, w // 2:] = (150, 30, 30)
+    for x in range(8, w - 8, 14):
+        picture[10:30, x:x + 3] = 255  # white strokes across both
+    bg = local_background(picture, height=20.0)
+    assert tuple(bg[20, 20]) == (200, 160, 110) and tuple(bg[20, w - 20]) == (150, 30, 30)
+    assert tuple(bg[20, 8]) == (200, 160, 110)  # under a stroke: the colour around it
+
+
+def test_inpaint_paste_back_keeps_outside_pixels():
+    rng = np.random.default_rng(4)
+    image = np.clip(_striped_scene(*HW) + rng.normal(0, 2, (*HW, 3)), 0, 255).astype(np.uint8)
+    crop = np.full((64, 128, 3), 90, np.uint8)
+    crop[20:44, 30:40] = 240
+    for quad in (np.array([[60, 30], [140, 36], [138, 62], [58, 56]], np.float32), box_to_quad((0, 0, 70, 30))):
+        matrix = _scale_matrix(1.0, 1.0, -float(quad[:, 0].min()), -float(quad[:, 1].min()))
+        out = paste_back(image, crop, matrix, quad, feather_px=4.0, blend="inpaint")
+        support = region_support(quad, HW, 4.0)
+        assert np.array_equal(out[~support], image[~support])
+        inside = fill_quad(quad, HW).astype(bool)
+        # the crop's flat 90 is not pasted: the region keeps the scene's colour (around 150 in red) ...
+        assert abs(out[inside][:, 0].astype(float).mean() - image[inside][:, 0].astype(float).mean()) < 25
+        assert (out[inside] > 225).all(-1).sum() > 50  # ... and gains the crop's white stroke
 
 
 def test_poisson_paste_back_keeps_outside_pixels_and_handles_image_edges():

@@ -3,7 +3,7 @@
 One image::
 
     dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
-                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson --mask-rule attention|strokes --seed N]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint --mask-rule attention|strokes --seed N]
 
 Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
 relative paths are relative to the spec file) run with a progress bar; a job
@@ -58,8 +58,9 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
                                                   "config); each re-runs the last restart_strength (0.6) of the "
                                                   "steps")
     p.add_argument("--blend", choices=BLEND_MODES,
-                   help="paste-back: feather (the crop as generated) or poisson (its colours shifted to meet the "
-                        "photo's at the region's edge, its letters kept); default: the model's config")
+                   help="paste-back: feather (the crop as generated), poisson (its colours shifted to meet the "
+                        "photo's at the region's edge, its letters kept) or inpaint (only its letters, over the "
+                        "photo's own background with the old letters inpainted away); default: the model's config")
     p.add_argument("--mask-rule", choices=MASK_RULES,
                    help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "
                         "narrowed to the generated letters' pixels); default: the model's config")
