@@ -4,9 +4,9 @@
 
 Every region is sampled once (``DreamTextPipeline.edit``, seed 0 for the photos, seed = index for the
 ``bench`` records, the model's default sampling); the same generated crop is then pasted back every way
-(:func:`dreamtext.paste.paste_back`: feather, poisson, inpaint), so the rows differ only in the paste-back. Regions: the real
-photographs in ``dreamtext/assets/samples`` (edited to their demo words) and the first N ``bench`` records
-(reconstructed: their own word). Numbers, inside each region's quad (uint8 RGB, 0–255):
+(:func:`dreamtext.paste.paste_back`: feather, poisson, inpaint), so the rows differ only in the paste-back.
+Regions: the real photographs in ``dreamtext/assets/samples`` (edited to their demo words) and the first N
+``bench`` records (reconstructed: their own word). Numbers, inside each region's quad (uint8 RGB, 0–255):
 
 * ``edge gap``: mean |output − input| over the quad's outermost 2-pixel ring. The original rarely has
   letters there, so this is how far the region's edge departs from the scene around it — a seam.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
 
 
 def region_numbers(output, reference, quad) -> dict[str, float]:

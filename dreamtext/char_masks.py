@@ -144,8 +144,9 @@ def refine_to_strokes(masks: np.ndarray, crop: np.ndarray, region: np.ndarray) -
     ``masks`` bool (n, h', w'): the §3 masks at any resolution; ``crop`` uint8 (H, W, 3): the generated
     crop they belong to; ``region`` bool (H, W): the word's quad in crop pixels → bool (n, H, W).
     Text pixels (:func:`text_pixels`) each go to the character whose (upscaled) §3 mask is nearest. The
-    attention decides which character, the generated picture decides where its strokes are: §3's maps are as coarse as the
-    UNet's attention layers, blobs around the letters. A character with an empty §3 mask stays empty.
+    attention decides which character, the generated picture decides where its strokes are: §3's maps are
+    as coarse as the UNet's attention layers, blobs around the letters. A character with an empty §3 mask
+    stays empty.
     """
     import cv2
 

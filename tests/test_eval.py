@@ -203,33 +203,38 @@ def test_source_without_character_masks(tiny_ckpt, tmp_path):
     assert sorted(r["ocr_gt"] for r in rows) == ["Market", "OPEN"]
 
 
-def _children(pid: int) -> dict[int, str]:
-    """{pid: command line} of the live (not zombie) processes whose parent is ``pid`` (Linux /proc)."""
-    from pathlib import Path
-
-    out = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out[int(proc.name)] = cmd
-    return out
-
-
-def _alive(pid: int) -> bool:
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from Linux /proc, or None when it is gone."""
     from pathlib import Path
 
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+    return fields[0], int(fields[1])
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    info = _state_and_parent(pid)
+    return info is not None and info[0] != "Z"
+
+
+def _children(pid: int) -> dict[int, str]:
+    """{pid: command line} of the live processes whose parent is ``pid``."""
+    from pathlib import Path
+
+    out = {}
+    for proc in Path("/proc").iterdir():
+        info = _state_and_parent(int(proc.name)) if proc.name.isdigit() else None
+        if info is None or info[1] != pid or info[0] == "Z":
+            continue
+        try:
+            out[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+    return out
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -124,8 +124,8 @@ def load_pipeline(ckpt: str | None):
 
 
 def sampling_kwargs(args) -> dict:
-    return {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "restarts": args.restarts,
-            "blend": args.blend, "mask_rule": args.mask_rule, "seed": args.seed}
+    """The sampling options given on the command line (``add_sampling_options``), as ``pipe.edit`` keywords."""
+    return {k: getattr(args, k) for k in JOB_OPTIONS}
 
 
 def write_result(result, out: Path, masks: Path | None) -> None:
@@ -161,7 +161,7 @@ def _resolved(job: dict, base: Path) -> dict:
     return {k: str(base / job[k]) for k in ("image", "out", "masks") if isinstance(job.get(k), str)}
 
 
-# What a spec job may set for itself: DreamTextPipeline.edit's keyword options.
+# DreamTextPipeline.edit's keyword options: what the command line and a spec job may set.
 JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "seed")
 
 
