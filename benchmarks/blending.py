@@ -12,6 +12,11 @@ Regions: the real photographs in ``dreamtext/assets/samples`` (edited to their d
   letters there, so this is how far the region's edge departs from the scene around it — a seam.
 * ``colour shift``: the distance (RGB) between the region's mean colour in the output and in the input.
 * ``contrast``: the region's standard deviation in the output over that in the input (1 = kept).
+* ``ink error``: the distance (RGB) between the median colour of the output's letters and of the input's:
+  the text's colour, part of its style. Output letters: the quad's pixels that stand out from their
+  local background (:func:`dreamtext.char_masks.text_pixels`, the detector the ``inpaint`` paste-back
+  uses, with its 24/255 floor); input letters: the ground-truth character masks on ``bench``, the same
+  detector on the photos (so there the ``inpaint`` row's ink is by construction the detector's).
 * on ``bench`` also SeqAcc (ci) and NED of the OCR on the pasted photograph, as the evaluation reads it.
 """
 
@@ -22,19 +27,37 @@ import json
 from pathlib import Path
 
 
-def region_numbers(output, reference, quad) -> dict[str, float]:
-    """Edge gap, colour shift and contrast ratio of ``output`` against ``reference`` inside ``quad``."""
+def letter_pixels(picture, inside, height: float):
+    """bool (H, W): the pixels of ``inside`` that stand out from their local background (the inpaint detector)."""
+    from dreamtext.char_masks import text_pixels
+    from dreamtext.paste import local_background
+
+    return text_pixels(picture, inside, local_background(picture, height).astype("float32"), 24.0)
+
+
+def region_numbers(output, reference, quad, reference_letters=None) -> dict[str, float]:
+    """Edge gap, colour shift, contrast ratio and ink error of ``output`` against ``reference`` inside ``quad``.
+
+    ``reference_letters`` bool (H, W): the input's letter pixels (default: found by :func:`letter_pixels`).
+    """
     import cv2
     import numpy as np
 
     from dreamtext.data.transforms import fill_quad
+    from dreamtext.paste import quad_height
 
     inside = fill_quad(quad, output.shape[:2]) > 0
     ring = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     out, ref = output.astype(np.float64), reference.astype(np.float64)
-    return {"edge_gap": float(np.abs(out[ring] - ref[ring]).mean()),
-            "colour_shift": float(np.linalg.norm(out[inside].mean(0) - ref[inside].mean(0))),
-            "contrast": float(out[inside].std() / max(ref[inside].std(), 1e-6))}
+    numbers = {"edge_gap": float(np.abs(out[ring] - ref[ring]).mean()),
+               "colour_shift": float(np.linalg.norm(out[inside].mean(0) - ref[inside].mean(0))),
+               "contrast": float(out[inside].std() / max(ref[inside].std(), 1e-6))}
+    height = quad_height(np.asarray(quad, np.float32))
+    ref_letters = letter_pixels(reference, inside, height) if reference_letters is None else reference_letters & inside
+    out_letters = letter_pixels(output, inside, height)
+    if ref_letters.any() and out_letters.any():
+        numbers["ink_error"] = float(np.linalg.norm(np.median(out[out_letters], 0) - np.median(ref[ref_letters], 0)))
+    return numbers
 
 
 def main() -> None:
@@ -89,17 +112,19 @@ def main() -> None:
             result = pipe.edit(record.image, [record.word_quad], [record.text], seed=index)
             outs = every_way(result.input, result)
             quad = result.regions[0].quad
+            truth = record.char_masks.any(0) if record.char_masks is not None else None  # (H, W) the letters
             row = {"kind": "bench", "name": record.key}
             for mode in BLEND_MODES:
                 reading = recognizer.read([rectify_quad(outs[mode], quad)])[0]
-                row.update({f"{mode}/{k}": v for k, v in region_numbers(outs[mode], result.input, quad).items()})
+                row.update({f"{mode}/{k}": v
+                            for k, v in region_numbers(outs[mode], result.input, quad, truth).items()})
                 row[f"{mode}/seq_acc_ci"] = M.seq_acc(reading, record.text)
                 row[f"{mode}/ned"] = M.ned(reading, record.text)
             rows.append(row)
             if (index + 1) % 16 == 0:
                 print(f"bench {index + 1}/{args.limit}", flush=True)
 
-    keys = ("edge_gap", "colour_shift", "contrast", "seq_acc_ci", "ned")
+    keys = ("edge_gap", "colour_shift", "contrast", "ink_error", "seq_acc_ci", "ned")
     print("| regions | paste-back | " + " | ".join(keys) + " |")
     print("| --- | --- |" + " ---: |" * len(keys))
     for kind in ("photo", "bench"):

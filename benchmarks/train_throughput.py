@@ -1,6 +1,7 @@
 """Training throughput of a preset (default tiny): DreamText's full objective vs the bare diffusion loss, 1 vs 2 processes.
 
     .venv/bin/python benchmarks/train_throughput.py [--preset tiny] [--batch 16] [--steps 8] [--procs 2]
+    python benchmarks/train_throughput.py --sweep 128,256,512 --steps 10 --set train.bf16=false   # on a GPU
 
 What is timed: whole optimiser steps of ``dreamtext.train.Trainer.train_step``
 (forward, backward, clipping, AdamW, EMA; DDP all-reduce with 2 processes) on
@@ -16,6 +17,12 @@ step time over ``--steps`` steps after 2 warm-up steps, as samples/s, for
 - ``full, N processes``: the same command under ``torchrun --nproc_per_node N`` on
   CPU (gloo), each process with ``--batch`` samples and cores/N threads:
   global samples/s = N·batch / step time.
+
+``--sweep B1,B2,...`` times only the full objective, one process, at each batch
+size (on a GPU, where the tiny model's step is dominated by launching its
+kernels, samples/s grows with the batch until the card is busy: the sweep says
+which batch to train with). ``--set KEY=VALUE`` (repeatable) overrides any
+config setting, e.g. ``train.bf16=false`` or ``train.tf32=false``.
 
 Wall-clock medians depend on what else runs on the machine; the median CPU
 seconds per step (``median_step_cpu_s``, this process, all its threads) hardly
@@ -41,11 +48,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _config(preset: str, batch: int, out_dir: str):
+def _config(preset: str, batch: int, out_dir: str, overrides: tuple[str, ...] = ()):
     from dreamtext.config import load_config
 
     return load_config(preset, overrides=[f"train.batch_size={batch}", f"train.out_dir={out_dir}",
-                                          "train.ckpt_every=0", "train.sample_every=0", "train.warmup_steps=0"])
+                                          "train.ckpt_every=0", "train.sample_every=0", "train.warmup_steps=0",
+                                          *overrides])
 
 
 def time_steps(cfg, full: bool, steps: int, warmup: int = 2) -> dict:
@@ -87,6 +95,28 @@ def data_rate(cfg, batches: int = 3) -> float:
     return batches * cfg.train.batch_size / (time.perf_counter() - t0)
 
 
+def _sweep(args, tmp: str) -> int:
+    """``--sweep``: the full objective's step time at each batch size, one process; prints JSON lines as it goes."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows, device = [], "cuda" if torch.cuda.is_available() else "cpu"
+    for batch in (int(b) for b in args.sweep.split(",")):
+        cfg = _config(args.preset, batch, str(Path(tmp) / f"sweep{batch}"), tuple(args.set))
+        res = time_steps(cfg, True, args.steps)
+        row = {"batch": batch, "median_step_s": res["median_step_s"], "samples_per_s": res["samples_per_s"],
+               "mixed_precision": res["mixed_precision"], "device": device}
+        if device == "cuda":
+            row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            torch.cuda.reset_peak_memory_stats()
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,12 +130,16 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--procs", type=int, default=2, help="also time this many processes (0: skip)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per single process (0: torch's default)")
+    ap.add_argument("--sweep", default=None, help="comma-separated batch sizes: time the full objective at each")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one torchrun process
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _config(args.preset, args.batch, str(Path(tmp) / "run"))
+        cfg = _config(args.preset, args.batch, str(Path(tmp) / "run"), tuple(args.set))
+        if args.sweep:
+            return _sweep(args, tmp)
         if args.worker:
             res = time_steps(cfg, True, args.steps)
             if res["is_main"]:
@@ -124,7 +158,7 @@ def main(argv=None) -> int:
                "load_average_1min": os.getloadavg()[0]}
         out["data_samples_per_s"] = data_rate(cfg)
         full = time_steps(cfg, True, args.steps)
-        bare = time_steps(_config(args.preset, args.batch, str(Path(tmp) / "run2")), False, args.steps)
+        bare = time_steps(_config(args.preset, args.batch, str(Path(tmp) / "run2"), tuple(args.set)), False, args.steps)
         out["full"], out["bare"] = full, bare
         out["overhead_full_over_bare"] = full["median_step_s"] / bare["median_step_s"]
         # CPU seconds per step hardly depend on what else the machine runs (wall time does)

@@ -45,11 +45,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import BLEND_MODES, MASK_RULES
+from .config import BLEND_MODES, MASK_RULES, SAMPLERS
 from .errors import ConfigError, DreamTextError, ImageError
 from .web_inputs import draw_boxes, format_region, load_upload, parse_regions
 
-SAMPLERS = ("ddim", "euler", "dpm++")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 

@@ -21,6 +21,7 @@ from .errors import ConfigError
 
 # The values of SampleConfig.blend and SampleConfig.mask_rule (the CLI, the web page and the pipeline check them).
 BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
+SAMPLERS = ("ddim", "euler", "dpm++")  # dreamtext.diffusion.make_scheduler
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
 
 
@@ -114,6 +115,10 @@ class TrainConfig:
     max_steps: int = 10_000
     ema_decay: float = 0.999
     bf16: bool = True  # autocast where the hardware supports it
+    # On a CUDA GPU, float32 matmuls and convolutions may use TF32 tensor cores (10-bit mantissa, as diffusers'
+    # training scripts' --allow_tf32): several times the float32 rate once a batch is large enough to be
+    # compute-bound. No effect on a CPU.
+    tf32: bool = True
     grad_clip: float = 1.0
     ckpt_every: int = 250
     keep_ckpts: int = 3

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import DreamTextConfig
+from .config import SAMPLERS, DreamTextConfig
 from .errors import ConfigError
-
-SAMPLERS = ("ddim", "euler", "dpm++")
 
 
 def _ddpm_config(cfg: DreamTextConfig) -> dict:

@@ -142,7 +142,10 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
        model, ``back ≈ bg + a · (fg − bg)`` with ``bg`` the local background of ``back`` and ``fg`` the
        median colour of its letters; ``a`` is stretched by ``sharpen`` about 0.5 to undo some of the
        upscaling blur;
-    3. ``out = (1 − a) · scene + a · fg`` inside the region; outside it ``patch`` is returned unchanged.
+    3. ``out = (1 − a) · scene + a · ink`` inside the region, where ``ink`` is the median colour of the
+       photograph's old letters — the text's colour is part of its style, which an edit keeps, and the
+       small model's own letter colour drifts (pale, greyed) — or ``fg`` where the photograph had no
+       letters (under 3 % of the region); outside the region ``patch`` is returned unchanged.
 
     Where the model drew no letters (none farther than ``min_contrast`` from their background) the region
     comes back as the bare scene.
@@ -155,8 +158,8 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
         return patch.copy()
     grow = max(1, int(round(height / 16)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    old = text_pixels(patch, region, local_background(patch, height).astype(np.float32), min_contrast)
-    old = cv2.dilate(old.astype(np.uint8), kernel) & region.astype(np.uint8)
+    letters = text_pixels(patch, region, local_background(patch, height).astype(np.float32), min_contrast)
+    old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
     scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
     out = patch.copy()
     out[region] = scene[region]
@@ -170,7 +173,11 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
     norm2 = np.maximum((span * span).sum(-1), 1.0)
     a = ((b - bg) * span).sum(-1) / norm2  # (h, w): 0 on the background colour, 1 on the letters'
     a = np.clip((a - 0.5) * sharpen + 0.5, 0.0, 1.0) * region * (norm2 >= min_contrast ** 2)
-    mixed = (1.0 - a[..., None]) * scene.astype(np.float32) + a[..., None] * fg
+    # a few stray pixels of a textured scene are not letters: trust their colour from 3 % of the region up
+    # (strokes fill some 15–40 % of a word's box)
+    had_letters = letters.sum() >= 0.03 * region.sum()
+    ink = np.median(patch[letters].astype(np.float32), axis=0) if had_letters else fg  # (3,)
+    mixed = (1.0 - a[..., None]) * scene.astype(np.float32) + a[..., None] * ink
     out[region] = np.clip(mixed[region] + 0.5, 0, 255).astype(np.uint8)
     return out
 

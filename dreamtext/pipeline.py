@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import SAMPLERS
 from .errors import CheckpointError, RegionError
 from .paste import masks_to_image, paste_back, quad_height, region_support, translate
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "assets" / "model"
-SAMPLERS = ("ddim", "euler", "dpm++")  # as dreamtext.diffusion.make_scheduler
 
 
 # ----------------------------------------------------------------------------- regions

@@ -84,6 +84,9 @@ def make_accelerator(cfg: DreamTextConfig):
     from accelerate.utils import DistributedDataParallelKwargs
 
     probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if probe.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.train.tf32
     precision = "bf16" if cfg.train.bf16 and bf16_supported(probe) else "no"
     # Several processes without GPUs (torchrun on CPU): accelerate needs cpu=True to pick DDP over gloo.
     multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1

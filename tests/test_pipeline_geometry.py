@@ -190,13 +190,18 @@ def test_letters_over_scene_removes_the_old_letters_and_draws_the_new_ones_on_th
     assert np.abs(out[gone] - scene[gone]).mean() < 15  # old strokes inpainted to the scene (they were ~100 off)
     assert np.abs(patch[gone].astype(float) - scene[gone]).mean() > 80
     core = new & ~cv2_dilate(~new, 1)
-    assert np.abs(out[core] - 250).max() < 12  # the new letters, in the model's letter colour
+    assert np.abs(out[core] - 20).max() < 12  # the new letters, in the photograph's letter colour (not 250)
     plain = region & ~cv2_dilate(old | new, 3)
     assert np.abs(out[plain] - scene[plain]).mean() < 4  # the scene's own background, not the pale 200
     # a model that drew no letters gives the bare scene; an empty region changes nothing
     bare = letters_over_scene(np.full((h, w, 3), 200, np.uint8), patch, region, height=28.0).astype(np.float64)
     assert np.abs(bare[gone] - scene[gone]).mean() < 15 and np.abs(bare[core] - scene[core]).mean() < 15
     assert np.array_equal(letters_over_scene(back, patch, np.zeros((h, w), bool), 28.0), patch)
+    # a photograph without letters there: the new letters keep the model's colour
+    blank = np.clip(scene + rng.normal(0, 1.5, scene.shape), 0, 255).astype(np.uint8)
+    onto_blank = letters_over_scene(back, blank, region, height=28.0).astype(np.float64)
+    assert np.abs(onto_blank[core] - 250).max() < 12
+    assert np.abs(onto_blank[plain] - scene[plain]).mean() < 4
 
 
 def cv2_dilate(mask, radius):

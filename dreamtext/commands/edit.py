@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import BLEND_MODES, MASK_RULES
+from ..config import BLEND_MODES, MASK_RULES, SAMPLERS
 from ..errors import DreamTextError, ImageError, RegionError
 
 
@@ -53,7 +53,7 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", help="a trained run, checkpoint or pipeline directory (default: the shipped model)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's config, 10 for tiny)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale s (default: the model's config)")
-    p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], help="the scheduler (default: ddim)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="the scheduler (default: ddim)")
     p.add_argument("--restarts", type=int, help="restart-sampling passes after the first (default: the model's "
                                                   "config); each re-runs the last restart_strength (0.6) of the "
                                                   "steps")

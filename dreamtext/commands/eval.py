@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    from ..config import BLEND_MODES, MASK_RULES
+    from ..config import BLEND_MODES, MASK_RULES, SAMPLERS
 
     p = subparsers.add_parser(
         "eval", help="measure SeqAcc / NED / SSIM / PSNR / MSE / mask mIoU on a data source",
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's config)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--sampler", choices=["ddim", "euler", "dpm++"], default=None)
+    p.add_argument("--sampler", choices=SAMPLERS, default=None)
     p.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's config)")
     p.add_argument("--blend", choices=BLEND_MODES, default=None,
                    help="paste-back (default: the model's config); the OCR reads the pasted photograph")

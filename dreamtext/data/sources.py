@@ -178,9 +178,11 @@ class ModelSampleDataset(_torch_iterable_base()):
 
 def make_dataloader(cfg, source=None, rank: int = 0, world_size: int = 1, seed: int = 0, batch_size: int | None = None):
     """A ``torch.utils.data.DataLoader`` of model-ready batches (``cfg.train.batch_size``, ``cfg.data.num_workers``)."""
+    import torch
     from torch.utils.data import DataLoader
 
     ds = ModelSampleDataset(cfg, source, rank=rank, world_size=world_size, seed=seed)
     nw = cfg.data.num_workers
     return DataLoader(ds, batch_size=batch_size or cfg.train.batch_size, num_workers=nw,
-                      persistent_workers=nw > 0, pin_memory=False)
+                      persistent_workers=nw > 0,
+                      pin_memory=torch.cuda.is_available())  # page-locked batches: the copy to the GPU is async

@@ -1,0 +1,13 @@
+#!/bin/bash
+# GPU machine: time the training step at several batch sizes, then fine-tune (finetune.sh) at the fastest one
+# for what is left of TOTAL_S seconds. The sweep's JSON lines go to OUT/sweep.jsonl (and the log).
+# usage: bash tools/gpu/sweep_finetune.sh OUT TOTAL_S PY BATCHES(comma) [extra finetune overrides]
+OUT=$1; TOTAL_S=$2; PY=$3; BATCHES=$4; shift 4
+T0=$(date +%s)
+$PY benchmarks/train_throughput.py --sweep $BATCHES --steps 10 --set train.bf16=false --set train.tf32=true \
+  | tee $OUT/sweep.jsonl
+BEST=$($PY -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]; \
+print(max(rows, key=lambda r: r['samples_per_s'])['batch'] if rows else 128)" $OUT/sweep.jsonl)
+LEFT=$(( TOTAL_S - ($(date +%s) - T0) ))
+echo "sweep took $(( $(date +%s) - T0 )) s; fine-tuning at batch $BEST for $LEFT s"
+bash "$(dirname "$0")/finetune.sh" $OUT $LEFT $PY train.batch_size=$BEST "$@"
