@@ -1,6 +1,7 @@
 """Does the edited region keep the scene's colour and contrast? The paste-back modes on the same samples.
 
     .venv/bin/python benchmarks/blending.py --limit 64 --picture docs/img/blend_compare.jpg
+    .venv/bin/python benchmarks/blending.py --skip 64 --limit 64     # the next 64 records: a second sample
 
 Every region is sampled once (``DreamTextPipeline.edit``, seed 0 for the photos, seed = index for the
 ``bench`` records, the model's default sampling); the same generated crop is then pasted back every way
@@ -75,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")
     ap.add_argument("--limit", type=int, default=64, help="bench records (0: photos only)")
+    ap.add_argument("--skip", type=int, default=0, help="start after this many bench records (a second sample)")
     ap.add_argument("--picture", default=None, help="write input | each paste-back of every photo here")
     ap.add_argument("--json", default=None, help="write every region's numbers here")
     args = ap.parse_args()
@@ -108,7 +110,9 @@ def main() -> None:
     if args.limit:
         recognizer = make_recognizer("rapidocr")
         source = open_source("bench", pipe.cfg, split="bench")
-        for index, record in zip(range(args.limit), source.iter_part(0, 1)):
+        for index, record in zip(range(args.skip + args.limit), source.iter_part(0, 1)):
+            if index < args.skip:
+                continue
             result = pipe.edit(record.image, [record.word_quad], [record.text], seed=index)
             outs = every_way(result.input, result)
             quad = result.regions[0].quad
@@ -121,8 +125,8 @@ def main() -> None:
                 row[f"{mode}/seq_acc_ci"] = M.seq_acc(reading, record.text)
                 row[f"{mode}/ned"] = M.ned(reading, record.text)
             rows.append(row)
-            if (index + 1) % 16 == 0:
-                print(f"bench {index + 1}/{args.limit}", flush=True)
+            if (index + 1 - args.skip) % 16 == 0:
+                print(f"bench {index + 1 - args.skip}/{args.limit}", flush=True)
 
     keys = ("edge_gap", "colour_shift", "contrast", "ink_error", "seq_acc_ci", "ned")
     print("| regions | paste-back | " + " | ".join(keys) + " |")

@@ -177,8 +177,8 @@ class SampleConfig:
     feather: float = 0.15
     # Paste-back colour: "feather" pastes the crop as generated; "poisson" first shifts its colours to meet
     # the photograph's at the band's outer edge, keeping its gradients (Pérez et al. 2003); "inpaint" keeps
-    # only the crop's letters, drawn over the photograph's background with its old letters inpainted away
-    # (dreamtext.paste.letters_over_scene).
+    # only the crop's letters' shapes, drawn in the old letters' colour over the photograph's background with
+    # its old letters inpainted away (dreamtext.paste.letters_over_scene).
     blend: str = "feather"
     # Character masks returned beside an edit: "attention" (§3, as training uses them) or "strokes" (the
     # §3 masks narrowed to the generated crop's text pixels; dreamtext.char_masks.refine_to_strokes).

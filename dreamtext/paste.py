@@ -73,7 +73,10 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
         back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
     elif blend == "inpaint":
         local = quad - np.array([x0, y0], np.float32)
-        back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local))
+        # the crop was enlarged by 1/scale of the image → crop map: its letters' edges are that much wider
+        upscale = 1.0 / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:2, :2])))
+        back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local),
+                                  sharpen=float(np.clip(upscale, 1.0, 3.0)))
     blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
     blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
@@ -126,7 +129,7 @@ def local_background(picture: np.ndarray, height: float) -> np.ndarray:
 
 
 def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
-                       sharpen: float = 2.0, min_contrast: float = 24.0) -> np.ndarray:
+                       sharpen: float = 1.0, min_contrast: float = 24.0) -> np.ndarray:
     """The generated letters of ``back`` drawn over ``patch``'s own background: uint8 (h, w, 3).
 
     ``back`` is the generated crop warped to the photograph's box, ``patch`` the photograph's box (both
@@ -135,13 +138,13 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
     letters. Here only the letters come from it:
 
     1. the photograph's old letters — the region's pixels farther than Otsu's threshold (and
-       ``min_contrast``) from their :func:`local_background` — grown by ~height/16 pixels to take their
-       anti-aliased rims, are inpainted away (Telea, ``cv2.inpaint``): the scene's background at full
-       resolution, its texture and colour kept;
+       ``min_contrast``) from their :func:`local_background` — grown by ~height/8 pixels to take their
+       anti-aliased rims and faint halos, are inpainted away (Telea, ``cv2.inpaint``): the scene's
+       background at full resolution, its texture and colour kept;
     2. the generated letters, found the same way in ``back``, become a soft alpha under a two-colour
        model, ``back ≈ bg + a · (fg − bg)`` with ``bg`` the local background of ``back`` and ``fg`` the
-       median colour of its letters; ``a`` is stretched by ``sharpen`` about 0.5 to undo some of the
-       upscaling blur;
+       median colour of its letters; ``a`` is stretched by ``sharpen`` about 0.5 to undo the
+       upscaling blur (:func:`paste_back` passes the crop's enlargement, clipped to [1, 3]);
     3. ``out = (1 − a) · scene + a · ink`` inside the region, where ``ink`` is the median colour of the
        photograph's old letters — the text's colour is part of its style, which an edit keeps, and the
        small model's own letter colour drifts (pale, greyed) — or ``fg`` where the photograph had no
@@ -156,7 +159,7 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
 
     if not region.any():
         return patch.copy()
-    grow = max(1, int(round(height / 16)))
+    grow = max(1, int(round(height / 8)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     letters = text_pixels(patch, region, local_background(patch, height).astype(np.float32), min_contrast)
     old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
