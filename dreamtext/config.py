@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-# The values of SampleConfig.blend and SampleConfig.mask_rule (the CLI, the web page and the pipeline check them).
+# The values of SampleConfig.blend, .sampler and .mask_rule (the CLI, the web page and the pipeline check them).
 BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
 SAMPLERS = ("ddim", "euler", "dpm++")  # dreamtext.diffusion.make_scheduler
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"

@@ -253,3 +253,22 @@ def test_poisson_paste_back_keeps_outside_pixels_and_handles_image_edges():
         assert abs(out[inside].mean() - image[support & ~inside].mean()) < 30
     with pytest.raises(ConfigError, match="unknown blend 'soft'"):
         paste_back(image, crop, matrix, quad, feather_px=4.0, blend="soft")
+
+
+def test_inpaint_sharpens_an_enlarged_crop_by_its_enlargement():
+    """A crop pasted 3× enlarged has letter edges 3× wider; inpaint stretches its alpha back to about a crop
+    pixel's width, so far fewer pixels are caught half-way between background and letter than with feather."""
+    image = np.full((120, 420, 3), 60, np.uint8)
+    crop = np.full((32, 128, 3), 60, np.uint8)
+    crop[8:24, 40:48] = 230  # one bright bar, no old letters in the photograph
+    quad = box_to_quad((18, 12, 402, 108))  # the crop's 128×32 enlarged 3×, origin (18, 12)
+    matrix = _scale_matrix(1 / 3, 1 / 3, -6.0, -4.0)
+    row = 60
+    def halfway(out):
+        v = out[row, :, 0].astype(float)
+        return int(((v > 60 + 0.1 * 170) & (v < 60 + 0.9 * 170)).sum())
+
+    feather = paste_back(image, crop, matrix, quad, feather_px=4.0, blend="feather")
+    inpaint = paste_back(image, crop, matrix, quad, feather_px=4.0, blend="inpaint")
+    assert (inpaint[row, 140:160, 0] > 200).all()  # the bar's middle is drawn in its own colour (no old ink)
+    assert halfway(feather) >= 4 and halfway(inpaint) <= halfway(feather) / 2
