@@ -15,7 +15,7 @@ Regions: the real photographs in ``dreamtext/assets/samples`` (edited to their d
 * ``contrast``: the region's standard deviation in the output over that in the input (1 = kept).
 * ``ink error``: the distance (RGB) between the median colour of the output's letters and of the input's:
   the text's colour, part of its style. Output letters: the quad's pixels that stand out from their
-  local background (:func:`dreamtext.char_masks.text_pixels`, the detector the ``inpaint`` paste-back
+  local background (:func:`dreamtext.paste.letter_pixels`, the detector the ``inpaint`` paste-back
   uses, with its 24/255 floor); input letters: the ground-truth character masks on ``bench``, the same
   detector on the photos (so there the ``inpaint`` row's ink is by construction the detector's).
 * on ``bench`` also SeqAcc (ci) and NED of the OCR on the pasted photograph, as the evaluation reads it.
@@ -28,24 +28,16 @@ import json
 from pathlib import Path
 
 
-def letter_pixels(picture, inside, height: float):
-    """bool (H, W): the pixels of ``inside`` that stand out from their local background (the inpaint detector)."""
-    from dreamtext.char_masks import text_pixels
-    from dreamtext.paste import local_background
-
-    return text_pixels(picture, inside, local_background(picture, height).astype("float32"), 24.0)
-
-
-def region_numbers(output, reference, quad, reference_letters=None) -> dict[str, float]:
+def region_numbers(output, reference, quad, reference_letters) -> dict[str, float]:
     """Edge gap, colour shift, contrast ratio and ink error of ``output`` against ``reference`` inside ``quad``.
 
-    ``reference_letters`` bool (H, W): the input's letter pixels (default: found by :func:`letter_pixels`).
+    ``reference_letters`` bool (H, W): the input's letter pixels (None: unknown, no ink error).
     """
     import cv2
     import numpy as np
 
     from dreamtext.data.transforms import fill_quad
-    from dreamtext.paste import quad_height
+    from dreamtext.paste import letter_pixels, quad_height
 
     inside = fill_quad(quad, output.shape[:2]) > 0
     ring = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -53,9 +45,10 @@ def region_numbers(output, reference, quad, reference_letters=None) -> dict[str,
     numbers = {"edge_gap": float(np.abs(out[ring] - ref[ring]).mean()),
                "colour_shift": float(np.linalg.norm(out[inside].mean(0) - ref[inside].mean(0))),
                "contrast": float(out[inside].std() / max(ref[inside].std(), 1e-6))}
-    height = quad_height(np.asarray(quad, np.float32))
-    ref_letters = letter_pixels(reference, inside, height) if reference_letters is None else reference_letters & inside
-    out_letters = letter_pixels(output, inside, height)
+    if reference_letters is None:
+        return numbers
+    ref_letters = reference_letters & inside
+    out_letters = letter_pixels(output, inside, quad_height(np.asarray(quad, np.float32)))
     if ref_letters.any() and out_letters.any():
         numbers["ink_error"] = float(np.linalg.norm(np.median(out[out_letters], 0) - np.median(ref[ref_letters], 0)))
     return numbers
@@ -69,8 +62,9 @@ def main() -> None:
     from dreamtext import metrics as M
     from dreamtext.config import BLEND_MODES
     from dreamtext.data.sources import open_source
+    from dreamtext.data.transforms import fill_quad
     from dreamtext.ocr import make_recognizer, rectify_quad
-    from dreamtext.paste import paste_back
+    from dreamtext.paste import letter_pixels, paste_back, quad_height
     from dreamtext.pipeline import DreamTextPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,9 +95,11 @@ def main() -> None:
         result = pipe.edit(samples_dir / sample["image"], quads, texts, seed=0)
         outs = every_way(result.input, result)
         for r in result.regions:
+            # no ground truth on a photo: its letters as the inpaint paste-back finds them (once per region)
+            old = letter_pixels(result.input, fill_quad(r.quad, result.input.shape[:2]) > 0, quad_height(r.quad))
             rows.append({"kind": "photo", "name": f"{sample['image']}:{r.text}",
                          **{f"{m}/{k}": v for m in BLEND_MODES
-                            for k, v in region_numbers(outs[m], result.input, r.quad).items()}})
+                            for k, v in region_numbers(outs[m], result.input, r.quad, old).items()}})
         panels.append(np.concatenate([result.input, *(outs[m] for m in BLEND_MODES)], 1))
         print(sample["image"], "done", flush=True)
 

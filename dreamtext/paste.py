@@ -128,8 +128,20 @@ def local_background(picture: np.ndarray, height: float) -> np.ndarray:
     return cv2.medianBlur(np.ascontiguousarray(picture), k)
 
 
+LETTER_MIN_CONTRAST = 24.0  # RGB distance below which nothing counts as a letter (letter_pixels' floor)
+
+
+def letter_pixels(picture: np.ndarray, region: np.ndarray, height: float,
+                  min_contrast: float = LETTER_MIN_CONTRAST) -> np.ndarray:
+    """bool (h, w): the pixels of ``region`` that stand out from their :func:`local_background` in ``picture``
+    (uint8 (h, w, 3)) by more than Otsu's threshold and ``min_contrast`` — a word's letters, ``height`` tall."""
+    from .char_masks import text_pixels
+
+    return text_pixels(picture, region, local_background(picture, height).astype(np.float32), min_contrast)
+
+
 def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
-                       sharpen: float = 1.0, min_contrast: float = 24.0) -> np.ndarray:
+                       sharpen: float = 1.0, min_contrast: float = LETTER_MIN_CONTRAST) -> np.ndarray:
     """The generated letters of ``back`` drawn over ``patch``'s own background: uint8 (h, w, 3).
 
     ``back`` is the generated crop warped to the photograph's box, ``patch`` the photograph's box (both
@@ -137,8 +149,7 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
     The model works at 32×128: pasted whole, its crop is a blurred, re-invented background around the
     letters. Here only the letters come from it:
 
-    1. the photograph's old letters — the region's pixels farther than Otsu's threshold (and
-       ``min_contrast``) from their :func:`local_background` — grown by ~height/8 pixels to take their
+    1. the photograph's old letters (:func:`letter_pixels`) — grown by ~height/8 pixels to take their
        anti-aliased rims and faint halos, are inpainted away (Telea, ``cv2.inpaint``): the scene's
        background at full resolution, its texture and colour kept;
     2. the generated letters, found the same way in ``back``, become a soft alpha under a two-colour
@@ -161,13 +172,13 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
         return patch.copy()
     grow = max(1, int(round(height / 8)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    letters = text_pixels(patch, region, local_background(patch, height).astype(np.float32), min_contrast)
+    letters = letter_pixels(patch, region, height, min_contrast)
     old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
     scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
     out = patch.copy()
     out[region] = scene[region]
     bg = local_background(back, height).astype(np.float32)  # (h, w, 3)
-    new = text_pixels(back, region, bg, min_contrast)
+    new = text_pixels(back, region, bg, min_contrast)  # letter_pixels(back, ...), its bg kept for the alpha
     if not new.any():
         return out
     b = back.astype(np.float32)
