@@ -90,8 +90,9 @@ class EditOutput:
 
 
 EditFn = Callable[..., Any]  # edit(image, regions, texts, *, steps, guidance, sampler, seed[, restarts, blend,
-#                              mask_rule]) -> EditResult
+#                              mask_rule, candidates]) -> EditResult
 MAX_RESTARTS = 4  # upper end of the restarts slider: more did not help the shipped model (BENCHMARKS)
+MAX_WEB_CANDIDATES = 8  # upper end of the candidates slider: each one is a whole sampling run more
 
 
 class EditService:
@@ -114,8 +115,9 @@ class EditService:
 
     def run(self, image: np.ndarray | None, regions_spec: str, *, steps: float, guidance: float,
             sampler: str, seed: float, restarts: float | None = None, blend: str | None = None,
-            mask_rule: str | None = None) -> EditOutput:
-        """``restarts`` / ``blend`` / ``mask_rule`` None: the model's default (``edit_fn`` is not passed any)."""
+            mask_rule: str | None = None, candidates: float | None = None) -> EditOutput:
+        """``restarts`` / ``blend`` / ``mask_rule`` / ``candidates`` None: the model's default (``edit_fn`` is
+        not passed any)."""
         try:
             if image is None:
                 raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
@@ -133,6 +135,10 @@ class EditService:
                 if not 0 <= int(restarts) <= MAX_RESTARTS:
                     raise DreamTextError(f"restarts must be between 0 and {MAX_RESTARTS}, got {int(restarts)}")
                 options["restarts"] = int(restarts)
+            if candidates is not None:
+                if not 1 <= int(candidates) <= MAX_WEB_CANDIDATES:
+                    raise DreamTextError(f"candidates must be between 1 and {MAX_WEB_CANDIDATES}, got {int(candidates)}")
+                options["candidates"] = int(candidates)
             for name, value, choices in (("blend", blend, BLEND_MODES), ("mask_rule", mask_rule, MASK_RULES)):
                 if value is not None:
                     if value not in choices:
@@ -161,6 +167,10 @@ class EditService:
         restarts_note = f" + {options['restarts']} restarts" if options.get("restarts") else ""
         extras = "".join(f", {v} {k.replace('_', ' ')}" for k, v in options.items()
                          if k in ("blend", "mask_rule") and v not in ("feather", "attention"))
+        readings = [getattr(r, "verifier_reading", None) for r in result.regions]
+        if any(r is not None for r in readings):  # best of N: say what the verifier read in what was kept
+            extras += f", best of {options.get('candidates', '?')}; the verifier reads " + \
+                      ", ".join(repr(r) for r in readings)
         return EditOutput(message=f"Done: {n} box{'es' if n > 1 else ''} edited "
                                   f"({steps} steps{restarts_note}, guidance {float(guidance):g}, {sampler}, "
                                   f"seed {seed}{extras}).",
@@ -231,7 +241,7 @@ def build_app(service: EditService):
         quads, texts = _boxes_for_preview(spec, image)
         return draw_boxes(image, quads, texts, pending)
 
-    def on_edit(image, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule,
+    def on_edit(image, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule, candidates,
                 progress=gr.Progress(track_tqdm=True)):
         progress(0.0, desc="sampling")
         # One server-log line as a request leaves the queue and one as it ends: what an operator reads to
@@ -239,7 +249,7 @@ def build_app(service: EditService):
         started = time.monotonic()
         log_event(f"edit started ({int(steps)} steps)")
         out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed, restarts=restarts,
-                          blend=blend, mask_rule=mask_rule)
+                          blend=blend, mask_rule=mask_rule, candidates=candidates)
         log_event(f"edit finished in {time.monotonic() - started:.2f} s: {out.message}")
         if not out.ok:
             return status_markdown(out.message), None, None, None, gr.update(value=None, visible=False)
@@ -274,6 +284,9 @@ def build_app(service: EditService):
                     mask_rule = gr.Radio(list(MASK_RULES), value=d.get("mask_rule", "attention"),
                                          elem_id="mask_rule",
                                          label="character masks (strokes: narrowed to the generated letters)")
+                    candidates = gr.Slider(1, MAX_WEB_CANDIDATES, value=int(d.get("candidates", 1)), step=1,
+                                           label="candidates (best of N: the word verifier keeps the one it reads "
+                                                 "best; N times the time)", elem_id="candidates")
                 run = gr.Button("Edit", variant="primary", elem_id="run")
                 status = gr.Markdown("Upload a photo to start.", elem_id="status")
             with gr.Column(scale=2):
@@ -294,7 +307,7 @@ def build_app(service: EditService):
         upload.clear(on_clear, None, [photo, preview, spec, pending, status], queue=False)
         preview.select(on_click, [photo, spec, pending, new_text], [spec, pending, preview, status], queue=False)
         spec.change(on_spec_change, [photo, spec, pending], [preview], queue=False)
-        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule],
+        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule, candidates],
                   [status, result, slider, overlay, download], concurrency_limit=1, api_name="edit")
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
     return demo, theme
@@ -339,7 +352,8 @@ def pipeline_edit_fn(ckpt: str | None) -> tuple[EditFn, int, dict[str, Any]]:
     pipe = DreamTextPipeline.from_pretrained(ckpt)
     cfg = pipe.cfg
     defaults = {"steps": cfg.sample.steps, "guidance": cfg.sample.guidance, "sampler": cfg.sample.sampler,
-                "restarts": cfg.sample.restarts, "blend": cfg.sample.blend, "mask_rule": cfg.sample.mask_rule}
+                "restarts": cfg.sample.restarts, "blend": cfg.sample.blend, "mask_rule": cfg.sample.mask_rule,
+                "candidates": cfg.sample.candidates}
 
     def edit(image, regions, texts, **options):
         return pipe.edit(image, regions, texts, progress=True, **options)  # tqdm bar → the page's progress bar

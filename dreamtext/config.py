@@ -23,6 +23,7 @@ from .errors import ConfigError
 BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
 SAMPLERS = ("ddim", "euler", "dpm++")  # dreamtext.diffusion.make_scheduler
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
+MAX_CANDIDATES = 16  # sample.candidates: samples per region the word verifier chooses among
 
 
 @dataclass
@@ -156,6 +157,26 @@ class PretrainConfig:
 
 
 @dataclass
+class VerifierConfig:
+    """The word verifier (``dreamtext train-verifier``, dreamtext.verifier): a CTC recogniser that picks the best
+    of ``sample.candidates`` samples per region. Reads crops of the model's ``image_size``."""
+
+    channels: tuple[int, int, int, int] = (24, 48, 96, 128)  # conv widths at 1/2, 1/4, 1/4 and 1/8 of the height
+    hidden: int = 96  # GRU units per direction
+    steps: int = 3500
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    log_every: int = 50
+    ckpt_every: int = 500
+    seed: int = 11  # the data engine's seed for its training crops (the bench split has its own)
+    # Augmentation: generated crops are softer than rendered ones, so the verifier learns to read blurred,
+    # noisy and down-sampled words too (each with this probability per crop).
+    degrade_prob: float = 0.5
+    eval_records: int = 256  # bench records read at the end (ground-truth crops) for the reported accuracy
+
+
+@dataclass
 class SampleConfig:
     sampler: str = "ddim"  # "ddim" | "euler" | "dpm++"
     steps: int = 50
@@ -186,6 +207,10 @@ class SampleConfig:
     # Regions whose text line is tilted by more than this many degrees are rotated upright
     # before the context window is cut (and rotated back when pasted); 0 never rotates.
     rectify_deg: float = 3.0
+    # Best of N: sample this many candidates per region (each its own noise; candidate 0 is what one sample
+    # gives) and keep the one the word verifier reads best (dreamtext.verifier). N times the sampling work.
+    candidates: int = 1
+    verifier: str | None = None  # a train-verifier run or checkpoint directory; None: the shipped verifier
 
 
 @dataclass
@@ -205,6 +230,7 @@ class DreamTextConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # dreamtext pretrain-encoder
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)  # dreamtext train-verifier
 
     # ----- derived values (not stored) -----
     @property
@@ -389,6 +415,8 @@ def test() -> DreamTextConfig:
                             log_every=1, bf16=False, out_dir="runs/test")
     cfg.sample.steps = 4
     cfg.sample.restarts = 0  # one pass: the tests count UNet calls per step; restart tests ask for restarts
+    cfg.verifier = VerifierConfig(channels=(8, 16, 16, 24), hidden=16, steps=6, batch_size=8, lr=3e-3,
+                                  warmup_steps=1, log_every=1, ckpt_every=3, eval_records=8)
     return cfg
 
 

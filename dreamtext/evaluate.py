@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import MAX_CANDIDATES
 from .errors import ConfigError, DreamTextError
 
 TASKS = ("recon", "edit")
@@ -53,6 +54,7 @@ class EvalSettings:
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
     blend: str | None = None  # paste-back, "feather" | "poisson" | "inpaint" (None: sample.blend); OCR reads the pasted photo
     mask_rule: str | None = None  # predicted masks, "attention" | "strokes" (None: sample.mask_rule)
+    candidates: int | None = None  # samples per record, the word verifier keeps the best (None: sample.candidates)
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
     report_samples: int = 8  # rows in each of the best / worst picture grids
@@ -74,6 +76,8 @@ class EvalSettings:
             raise ConfigError(f"--batch must be at least 1, got {self.batch}")
         if self.report_samples < 1:
             raise ConfigError(f"report_samples must be at least 1, got {self.report_samples}")
+        if self.candidates is not None and not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES}, got {self.candidates}")
         check_device(self.device)
 
 
@@ -231,7 +235,8 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
             "restarts": cfg.sample.restarts if settings.restarts is None else settings.restarts,
             "restart_strength": cfg.sample.restart_strength,
             "blend": settings.blend or cfg.sample.blend,
-            "mask_rule": settings.mask_rule or cfg.sample.mask_rule},
+            "mask_rule": settings.mask_rule or cfg.sample.mask_rule,
+            "candidates": cfg.sample.candidates if settings.candidates is None else settings.candidates},
         "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if settings.ceiling_only else weights_hash,
         "glyph_prior": bool(cfg.glyph_prior),
@@ -472,7 +477,7 @@ def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
     results = pipeline.edit_many([(record.image, [record.word_quad], [target]) for _, record, target in pending],
                                  steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
                                  restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
-                                 seeds=[settings.seed + index for index, _, _ in pending])
+                                 candidates=settings.candidates, seeds=[settings.seed + index for index, _, _ in pending])
     seconds = (time.perf_counter() - t0) / len(pending)
     return [(result, seconds) for result in results]
 
@@ -493,6 +498,9 @@ def _score(settings: EvalSettings, recognizer, lpips_model, record, index: int, 
         **_ceiling(gt_reading, record.text),
         **M.image_metrics(output, record.image, quad),
     }
+    if result.regions[0].candidate_scores is not None:  # which candidate the verifier kept, and its reading
+        row["candidate"] = result.regions[0].chosen
+        row["verifier_reading"] = result.regions[0].verifier_reading
     pred_masks = result.regions[0].char_masks
     if settings.task == "recon" and record.char_masks is not None:
         row["mask_miou"] = M.char_mask_miou(pred_masks, record.char_masks)

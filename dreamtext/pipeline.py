@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SAMPLERS
+from .config import MAX_CANDIDATES, SAMPLERS
 from .errors import CheckpointError, RegionError
 from .paste import masks_to_image, paste_back, quad_height, region_support, translate
 
@@ -163,7 +163,11 @@ class RegionResult:
     ``input_crop`` what the model was given; ``matrix`` (3, 3) image → crop
     pixels; ``char_masks`` bool (len(text), H, W) the §3 predicted masks in image
     coordinates (limited to the pixels the edit changed) and ``crop_char_masks``
-    bool (len(text), h', w') the same in the crop's frame.
+    bool (len(text), h', w') the same in the crop's frame. With ``candidates`` > 1:
+    ``candidate_scores`` the word verifier's log p(text | crop) per character of
+    each candidate, ``chosen`` the one kept (the best; ties keep the lowest),
+    ``verifier_reading`` what the verifier reads in the kept crop and
+    ``candidate_crops`` uint8 (K, H_m, W_m, 3) every candidate (``crop`` is one of them).
     """
 
     quad: np.ndarray
@@ -174,6 +178,10 @@ class RegionResult:
     char_masks: np.ndarray
     crop_char_masks: np.ndarray
     feather_px: float = 0.0
+    candidate_scores: tuple[float, ...] | None = None
+    chosen: int = 0
+    verifier_reading: str | None = None
+    candidate_crops: np.ndarray | None = None
 
 
 @dataclass
@@ -210,6 +218,21 @@ class DreamTextPipeline:
         self.model = model.to(device).eval()
         self.cfg = cfg if cfg is not None else model.cfg
         self.device = torch.device(device)
+        self._verifier = None  # loaded on first use (sample.candidates > 1)
+
+    @property
+    def verifier(self):
+        """The word verifier that picks among candidates (``sample.verifier``; None: the shipped one), loaded once."""
+        if self._verifier is None:
+            from .verifier import load_verifier
+
+            model, vcfg = load_verifier(self.cfg.sample.verifier)
+            if tuple(vcfg.image_size) != tuple(self.cfg.image_size):
+                raise CheckpointError(f"the word verifier reads {tuple(vcfg.image_size)} crops but this model writes "
+                                      f"{tuple(self.cfg.image_size)}: train one for this model with "
+                                      "`dreamtext train-verifier` and set sample.verifier")
+            self._verifier = model.to(self.device)
+        return self._verifier
 
     # ---- loading and saving
     @classmethod
@@ -250,23 +273,26 @@ class DreamTextPipeline:
     # ---- editing
     def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
              sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
-             mask_rule: str | None = None, seed: int | None = 0, progress: bool = False) -> EditResult:
+             mask_rule: str | None = None, candidates: int | None = None, seed: int | None = 0,
+             progress: bool = False) -> EditResult:
         """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
 
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
         ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson" or "inpaint") /
-        ``mask_rule`` (the returned character masks, "attention" or "strokes") default to ``cfg.sample``; ``seed``
-        makes the result bit-identical on the same machine (None: a random seed).
+        ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
+        region, the word verifier keeps the best) default to ``cfg.sample``; ``seed`` makes the result
+        bit-identical on the same machine (None: a random seed).
         """
         return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
-                              restarts=restarts, blend=blend, mask_rule=mask_rule, seeds=[seed],
-                              progress=progress)[0]
+                              restarts=restarts, blend=blend, mask_rule=mask_rule, candidates=candidates,
+                              seeds=[seed], progress=progress)[0]
 
     def edit_many(self, jobs, *, steps: int | None = None, guidance: float | None = None,
                   sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
-                  mask_rule: str | None = None, seeds=None, progress: bool = False) -> list[EditResult]:
+                  mask_rule: str | None = None, candidates: int | None = None, seeds=None,
+                  progress: bool = False) -> list[EditResult]:
         """Several photographs in one sampling batch: ``jobs`` = [(image, regions, texts), ...].
 
         Job i is seeded by ``seeds[i]`` (default 0 for every job; None: random) with its own
@@ -274,6 +300,10 @@ class DreamTextPipeline:
         job of one region exactly; of several, the same whenever a region's latent has a
         multiple of 16 values, as every preset's has). Its pixels can still differ from that
         call's in the last bits where the batched UNet rounds differently. Options as in :meth:`edit`.
+
+        With ``candidates`` = K > 1 the batch holds K copies of every region; candidate 0 draws from the
+        job's generator exactly as K = 1 does (so it is the one-sample result), candidate c from a
+        generator seeded by (seed, c). The verifier scores each crop against its text and the best is pasted.
         """
         import torch
 
@@ -288,8 +318,9 @@ class DreamTextPipeline:
         restarts = cfg.sample.restarts if restarts is None else restarts
         blend = cfg.sample.blend if blend is None else blend
         mask_rule = cfg.sample.mask_rule if mask_rule is None else mask_rule
-        check_options(steps, guidance, sampler, restarts, blend, mask_rule)
-        steps, guidance, restarts = int(steps), float(guidance), int(restarts)
+        candidates = cfg.sample.candidates if candidates is None else candidates
+        check_options(steps, guidance, sampler, restarts, blend, mask_rule, candidates)
+        steps, guidance, restarts, candidates = int(steps), float(guidance), int(restarts), int(candidates)
         jobs = list(jobs)
         seeds = [0] * len(jobs) if seeds is None else list(seeds)
         if not jobs or len(seeds) != len(jobs):
@@ -301,10 +332,17 @@ class DreamTextPipeline:
             images.append(img); quads.append(job_quads); texts.append(job_texts)
             parts.append(self.prepare(img, job_quads, job_texts))
         batch = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
-        generators = [torch.Generator().manual_seed(int(s) if s is not None else int(torch.seed() % 2**63))
-                      for s in seeds]
+        seeds = [int(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
         # One job: its generator draws for all its regions at once, as edit() always has.
         generator = generators[0] if len(jobs) == 1 else [g for g, q in zip(generators, quads) for _ in q]
+        if candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
+            n_items = len(batch["token_ids"])
+            batch = {k: v.repeat(candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+            generator = [g for g, q in zip(generators, quads) for _ in q] + [
+                g for c in range(1, candidates)
+                for g, q in zip([torch.Generator().manual_seed(candidate_seed(s, c)) for s in seeds], quads)
+                for _ in q]
         cond = self.model.make_cond(batch)
         bar = _StepBar() if progress else None
         out = sample_with_attention(self.model, cond, make_scheduler(cfg, sampler), steps, guidance, generator,
@@ -313,14 +351,38 @@ class DreamTextPipeline:
             bar.close()
         crops = _to_uint8(out.x0)
         crop_masks = out.char_masks().cpu().numpy() if out.attn is not None else None
+        picks = None
+        if candidates > 1:
+            picks = self._pick_candidates(crops, batch["mask"][:, 0].cpu().numpy(),
+                                          [t for job_texts in texts for t in job_texts] * candidates, n_items)
+            keep = [c * n_items + j for j, c in enumerate(picks.chosen)]
+            all_crops = crops.reshape(candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
+            crops = crops[keep]
+            crop_masks = None if crop_masks is None else crop_masks[keep]
         results, first = [], 0
         for img, job_quads, job_texts, (_, matrices, input_crops) in zip(images, quads, texts, parts):
             n = len(job_quads)
             results.append(self._paste(img, job_quads, job_texts, matrices, input_crops, crops[first:first + n],
                                        None if crop_masks is None else crop_masks[first:first + n], blend,
                                        mask_rule))
+            if picks is not None:
+                for j, region in enumerate(results[-1].regions, start=first):
+                    region.candidate_scores = tuple(float(v) for v in picks.scores[:, j])
+                    region.chosen = int(picks.chosen[j])
+                    region.verifier_reading = picks.readings[j]
+                    region.candidate_crops = all_crops[:, j]
             first += n
         return results
+
+    def _pick_candidates(self, crops: np.ndarray, masks: np.ndarray, texts: list[str], n_items: int):
+        """The verifier's scores of K·n crops → the best candidate of each of the n regions."""
+        from .verifier import score_crops
+
+        scored = score_crops(self.verifier, crops, masks, texts, self.cfg.max_len)
+        scores = scored.logp_per_char.reshape(-1, n_items)  # (K, n)
+        chosen = scores.argmax(axis=0)  # the first of equal scores: candidate 0 wins a tie
+        readings = [scored.readings[c * n_items + j] for j, c in enumerate(chosen)]
+        return _CandidatePicks(scores=scores, chosen=chosen, readings=readings)
 
     def _paste(self, img, quads, texts, matrices, input_crops, crops, crop_masks, blend, mask_rule) -> EditResult:
         """One photograph's generated crops pasted back, its masks warped to image coordinates."""
@@ -404,8 +466,21 @@ class DreamTextPipeline:
         return batch, matrices, crops
 
 
+@dataclass
+class _CandidatePicks:
+    scores: np.ndarray  # (K, n) verifier log p(text | crop) per character
+    chosen: np.ndarray  # (n,) index of the kept candidate per region
+    readings: list[str]  # the verifier's reading of each kept crop
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """The noise seed of candidate ``candidate`` ≥ 1 of a job seeded ``seed`` (candidate 0 uses ``seed`` itself)."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, candidate, 0xCA4D1]).generate_state(2, np.uint32)
+    return (int(state[0]) & 0x7FFFFFFF) << 32 | int(state[1])
+
+
 def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, blend: str = "feather",
-                  mask_rule: str = "attention") -> None:
+                  mask_rule: str = "attention", candidates: int = 1) -> None:
     """Raise :class:`ConfigError` for sampling options no sampler accepts."""
     from .errors import ConfigError
     from .config import BLEND_MODES, MASK_RULES
@@ -426,6 +501,9 @@ def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, 
         raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
     if mask_rule not in MASK_RULES:
         raise ConfigError(f"unknown sample.mask_rule {mask_rule!r}; choose one of {', '.join(MASK_RULES)}")
+    if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) \
+            or not 1 <= candidates <= MAX_CANDIDATES:
+        raise ConfigError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates!r}")
 
 
 def _to_uint8(x) -> np.ndarray:

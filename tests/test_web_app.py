@@ -175,6 +175,23 @@ def test_blend_and_mask_rule_reach_the_pipeline_and_are_checked(tiny_pipeline, t
         assert not bad.ok and words in bad.message
 
 
+def test_candidates_reach_the_pipeline_and_the_verifier_reading_is_shown(tiny_pipeline, tmp_path):
+    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.verifier_train import train_verifier
+
+    train_verifier(tiny_pipeline.cfg.override({"verifier.steps": 2, "verifier.eval_records": 1}), tmp_path / "v",
+                   progress=False)
+    pipe = DreamTextPipeline(tiny_pipeline.model, tiny_pipeline.cfg.override({"sample.verifier": str(tmp_path / "v")}))
+    photo = load_upload(make_photo(tmp_path / "photo.png"), ServeSettings())
+    service, spec = _service(pipe, tmp_path), format_region(SIGN_BOX, "OPEN")
+    best = service.run(photo, spec, steps=1, guidance=3.0, sampler="ddim", seed=0, candidates=2)
+    assert best.ok and "best of 2; the verifier reads '" in best.message
+    one = service.run(photo, spec, steps=1, guidance=3.0, sampler="ddim", seed=0, candidates=1)
+    assert one.ok and "verifier" not in one.message
+    bad = service.run(photo, spec, steps=1, guidance=3.0, sampler="ddim", seed=0, candidates=9)
+    assert not bad.ok and bad.message == "Error: candidates must be between 1 and 8, got 9"
+
+
 def test_same_seed_gives_the_same_result(tiny_pipeline, tmp_path):
     photo = load_upload(make_photo(tmp_path / "photo.png"), ServeSettings())
     service = _service(tiny_pipeline, tmp_path)

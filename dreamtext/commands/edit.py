@@ -3,7 +3,7 @@
 One image::
 
     dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
-                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint --mask-rule attention|strokes --seed N]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint --mask-rule attention|strokes --candidates K --seed N]
 
 Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
 relative paths are relative to the spec file) run with a progress bar; a job
@@ -65,6 +65,9 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-rule", choices=MASK_RULES,
                    help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "
                         "narrowed to the generated letters' pixels); default: the model's config")
+    p.add_argument("--candidates", type=int,
+                   help="sample this many candidates per region and keep the one the word verifier reads best "
+                        "(K times the sampling time; default: the model's config, 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
 
 
@@ -108,14 +111,24 @@ def run(args) -> int:
         raise RegionError(f"{len(regions)} region(s) but {len(args.text)} --text value(s): give one text per region")
     out = check_output_path(args.out, "output")
     masks = check_output_path(args.masks, "--masks output") if args.masks else None
-    if any(v is not None for v in (args.steps, args.guidance, args.sampler, args.restarts)):
+    if any(v is not None for v in (args.steps, args.guidance, args.sampler, args.restarts, args.candidates)):
         check_options(args.steps or 1, 0.0 if args.guidance is None else args.guidance, args.sampler or "ddim",
-                      args.restarts or 0)
+                      args.restarts or 0, candidates=1 if args.candidates is None else args.candidates)
     pipe = load_pipeline(args.ckpt)
     result = pipe.edit(args.image, regions, args.text, progress=True, **sampling_kwargs(args))
     write_result(result, out, masks)
     print(f"wrote {out}" + (f" and {masks}" if masks else ""))
+    print_verifier_readings(result)
     return 0
+
+
+def print_verifier_readings(result) -> None:
+    """With candidates: which one was kept per region and what the verifier reads in it."""
+    for i, r in enumerate(result.regions):
+        if r.candidate_scores is not None:
+            scores = ", ".join(f"{v:.2f}" for v in r.candidate_scores)
+            print(f"region {i} {r.text!r}: kept candidate {r.chosen} of {len(r.candidate_scores)} "
+                  f"(verifier log p per character: {scores}); the verifier reads {r.verifier_reading!r}")
 
 
 def load_pipeline(ckpt: str | None):
@@ -163,7 +176,7 @@ def _resolved(job: dict, base: Path) -> dict:
 
 
 # DreamTextPipeline.edit's keyword options: what the command line and a spec job may set.
-JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "seed")
+JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "candidates", "seed")
 
 
 def run_job(pipe, job: dict, defaults: dict) -> str:

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                    help="paste-back (default: the model's config); the OCR reads the pasted photograph")
     p.add_argument("--mask-rule", choices=MASK_RULES, default=None,
                    help="the predicted character masks scored against the ground truth (default: the model's config)")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="samples per record; the word verifier (not the OCR) keeps the best (default: the model's "
+                        "config, 1)")
     p.add_argument("--ocr", default="rapidocr",
                    help="recogniser: rapidocr (default), parseq-onnx:PATH or python:MODULE:FACTORY")
     p.add_argument("--report-samples", type=int, default=8, help="rows in the best / worst picture grids")
@@ -53,7 +56,7 @@ def run(args) -> int:
     settings = EvalSettings(data=args.data, task=args.task, ckpt=args.ckpt, limit=args.limit, seed=args.seed,
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler,
                             restarts=args.restarts, blend=args.blend, mask_rule=args.mask_rule,
-                            ocr=args.ocr,
+                            candidates=args.candidates, ocr=args.ocr,
                             report_samples=args.report_samples, ceiling_only=args.ceiling_only,
                             workers=args.workers, batch=args.batch, device=args.device)
     results = evaluate(settings, args.out, progress=not args.no_progress)

@@ -1,0 +1,161 @@
+"""Best of N with the word verifier: how much do extra candidates buy, and how close is the verifier to an oracle?
+
+    # 1. sample K candidates per record once, read every one with the OCR (slow; cached):
+    .venv/bin/python benchmarks/best_of_n.py sample --candidates 8 --limit 96 --cache runs/bon/recon.npz
+    # 2. score the cached candidates with a verifier and print the table (seconds; repeatable per verifier):
+    .venv/bin/python benchmarks/best_of_n.py score --cache runs/bon/recon.npz [--verifier DIR]
+
+Stage 1 runs the pipeline on the first N records of the ``bench`` split as ``dreamtext eval`` does (record
+i seeded i, ``--task`` recon or edit, the model's default sampling), with ``candidates=K``; every candidate
+is pasted back (the model's blend) and read by the evaluation's OCR exactly as ``dreamtext eval`` reads its
+output, so candidate 0 is the one-sample evaluation. ``--shard i/n`` splits the records over n processes
+(each writes ``CACHE`` with ``.i`` before the suffix; ``score`` takes them all).
+
+Stage 2 scores every cached crop with the verifier and reports, for k = 1, 2, 4, ... K: SeqAcc
+(case-insensitive) when the verifier picks among the first k candidates, when an oracle that knows the
+OCR's verdict picks (the ceiling of any verifier), and the paired sign test of the verifier's pick
+against candidate 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def _shard_path(cache: Path, shard: tuple[int, int]) -> Path:
+    return cache if shard[1] == 1 else cache.with_suffix(f".{shard[0]}{cache.suffix}")
+
+
+def sample(args) -> None:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from dreamtext.data.sources import open_source
+    from dreamtext.data.transforms import apply_matrix, fill_quad
+    from dreamtext.evaluate import target_text
+    from dreamtext.ocr import make_recognizer, rectify_quad
+    from dreamtext.paste import paste_back
+    from dreamtext.pipeline import DreamTextPipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    part, parts = (int(v) for v in args.shard.split("/"))
+    pipe = DreamTextPipeline.from_pretrained(args.ckpt)
+    if args.verifier:
+        pipe.cfg = pipe.cfg.override({"sample.verifier": args.verifier})
+    cfg = pipe.cfg
+    ocr = make_recognizer("rapidocr")
+    source = open_source("bench", cfg, split="bench", seed=0)
+    indices = list(range(part, min(args.limit, len(source)), parts))
+    crops, masks, rows = [], [], []
+    for first in tqdm(range(0, len(indices), args.batch), desc=f"best-of-{args.candidates} {part}/{parts}",
+                      unit="batch"):
+        chunk = [(i, source.load(i) if hasattr(source, "load") else source.generator.sample(i))
+                 for i in indices[first:first + args.batch]]
+        jobs = [(rec.image, [rec.word_quad], [target_text(rec, i, args.task)]) for i, rec in chunk]
+        results = pipe.edit_many(jobs, candidates=args.candidates, seeds=[i for i, _ in chunk])
+        for (i, rec), (_, _, (target,)), result in zip(chunk, jobs, results):
+            region = result.regions[0]
+            readings = []
+            for crop in region.candidate_crops:  # each pasted and read as `dreamtext eval` reads its output
+                out = paste_back(result.input, crop, region.matrix, region.quad, region.feather_px, cfg.sample.blend)
+                readings.append(ocr.read([rectify_quad(out, region.quad)])[0])
+            crops.append(region.candidate_crops)
+            masks.append(fill_quad(apply_matrix(region.matrix, region.quad), tuple(cfg.image_size)) > 0)
+            rows.append({"index": i, "target": target, "readings": readings,
+                         "ceiling": ocr.read([rectify_quad(rec.image, rec.word_quad)])[0]})
+    out = _shard_path(Path(args.cache), (part, parts))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, crops=np.stack(crops), masks=np.stack(masks),
+                        rows=np.array(json.dumps({"task": args.task, "ckpt": args.ckpt, "rows": rows})))
+    print(f"wrote {out}: {len(rows)} records × {args.candidates} candidates")
+
+
+def _load(cache: Path):
+    import numpy as np
+
+    files = [cache] if cache.is_file() else sorted(cache.parent.glob(f"{cache.stem}.*{cache.suffix}"))
+    if not files:
+        raise SystemExit(f"no cache {cache} (run the sample stage first)")
+    crops, masks, rows, meta = [], [], [], None
+    for f in files:
+        with np.load(f) as z:
+            crops.append(z["crops"])
+            masks.append(z["masks"])
+            meta = json.loads(str(z["rows"]))
+            rows += meta["rows"]
+    order = np.argsort([r["index"] for r in rows])
+    return (np.concatenate(crops)[order], np.concatenate(masks)[order], [rows[k] for k in order], meta["task"])
+
+
+def _sign_test(better: int, worse: int) -> float:
+    """Two-sided exact sign test over the discordant pairs."""
+    n = better + worse
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def score(args) -> None:
+    import numpy as np
+
+    from dreamtext.verifier import load_verifier, score_crops
+
+    crops, masks, rows, task = _load(Path(args.cache))
+    n, k_max = crops.shape[:2]
+    verifier, vcfg = load_verifier(args.verifier)
+    right = np.array([[r.lower() == row["target"].lower() for r in row["readings"]] for row in rows])  # (n, K)
+    logp = np.zeros((n, k_max))
+    for c in range(k_max):
+        for first in range(0, n, 64):
+            part = slice(first, first + 64)
+            logp[part, c] = score_crops(verifier, crops[part, c], masks[part],
+                                        [row["target"] for row in rows[part]], vcfg.max_len).logp_per_char
+    ceiling = np.mean([row["ceiling"].lower() == row["target"].lower() for row in rows]) if task == "recon" else None
+    print(f"{task}, first {n} bench records, {k_max} candidates each; OCR ceiling "
+          f"{'%.1f %%' % (100 * ceiling) if ceiling is not None else '-'}; verifier {args.verifier or 'shipped'}")
+    print("| candidates k | SeqAcc ci, verifier picks | SeqAcc ci, oracle picks | verifier vs candidate 0 "
+          "(right only with the pick / only with 0) | sign test p |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    k = 1
+    while k <= k_max:
+        pick = logp[:, :k].argmax(1)
+        chosen = right[np.arange(n), pick]
+        better, worse = int((chosen & ~right[:, 0]).sum()), int((~chosen & right[:, 0]).sum())
+        print(f"| {k} | {100 * chosen.mean():.1f} % | {100 * right[:, :k].any(1).mean():.1f} % | "
+              f"{better} / {worse} | {_sign_test(better, worse):.2g} |")
+        k *= 2
+    agree = np.mean([logp[i].argmax() == 0 for i in range(n)])
+    print(f"each candidate alone: SeqAcc {100 * right.mean():.1f} % (mean over the K); the verifier keeps "
+          f"candidate 0 in {100 * agree:.0f} % of records")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="stage", required=True)
+    s = sub.add_parser("sample", help="sample and read K candidates per record (cached)")
+    s.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")
+    s.add_argument("--verifier", default=None, help="verifier directory used while sampling (scores are redone)")
+    s.add_argument("--task", choices=["recon", "edit"], default="recon")
+    s.add_argument("--candidates", type=int, default=8)
+    s.add_argument("--limit", type=int, default=96)
+    s.add_argument("--batch", type=int, default=2, help="records per sampling batch (each K candidates)")
+    s.add_argument("--shard", default="0/1", help="i/n: this process takes records i, i+n, ...")
+    s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    s.add_argument("--cache", required=True)
+    s.set_defaults(func=sample)
+    c = sub.add_parser("score", help="score cached candidates with a verifier; print the table")
+    c.add_argument("--cache", required=True)
+    c.add_argument("--verifier", default=None, help="verifier directory (default: the shipped one)")
+    c.set_defaults(func=score)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
