@@ -171,6 +171,7 @@ def test_browser_edit_changes_the_word_and_downloads_the_result(page, server, tm
     assert page.input_value("#restarts input[type=number]") == "0"
     assert page.locator("#blend input[value=feather]").is_checked()  # the model's defaults
     assert page.locator("#mask_rule input[value=attention]").is_checked()
+    assert page.input_value("#candidates input[type=number]") == "1"  # one sample unless asked for more
 
     page.click("#run")
     message = _wait_status(page, "Done", timeout=90)
