@@ -3,7 +3,7 @@
     # 1. sample K candidates per record once, read every one with the OCR (slow; cached):
     .venv/bin/python benchmarks/best_of_n.py sample --candidates 8 --limit 96 --cache runs/bon/recon.npz
     # 2. score the cached candidates with a verifier and print the table (seconds; repeatable per verifier):
-    .venv/bin/python benchmarks/best_of_n.py score --cache runs/bon/recon.npz [--verifier DIR]
+    .venv/bin/python benchmarks/best_of_n.py score --cache runs/bon/recon.npz [more.npz ...] [--verifier DIR]
 
 Stage 1 runs the pipeline on the first N records of the ``bench`` split as ``dreamtext eval`` does (record
 i seeded i, ``--task`` recon or edit, the model's default sampling), with ``candidates=K``; every candidate
@@ -50,7 +50,7 @@ def sample(args) -> None:
     cfg = pipe.cfg
     ocr = make_recognizer("rapidocr")
     source = open_source("bench", cfg, split="bench", seed=0)
-    indices = list(range(part, min(args.limit, len(source)), parts))
+    indices = list(range(args.first + part, min(args.first + args.limit, len(source)), parts))
     crops, masks, rows = [], [], []
     for first in tqdm(range(0, len(indices), args.batch), desc=f"best-of-{args.candidates} {part}/{parts}",
                       unit="batch"):
@@ -104,12 +104,18 @@ def _sign_test(better: int, worse: int) -> float:
 def score(args) -> None:
     import numpy as np
 
+    from dreamtext.metrics import ned
     from dreamtext.verifier import load_verifier, score_crops
 
-    crops, masks, rows, task = _load(Path(args.cache))
+    loaded = [_load(Path(c)) for c in args.cache]  # several caches (e.g. records 0-63 and 64-127) are one table
+    k_common = min(x[0].shape[1] for x in loaded)  # caches of different K: the first k_common candidates of each
+    crops, masks = np.concatenate([x[0][:, :k_common] for x in loaded]), np.concatenate([x[1] for x in loaded])
+    rows = [{**r, "readings": r["readings"][:k_common]} for x in loaded for r in x[2]]
+    task = loaded[0][3]
     n, k_max = crops.shape[:2]
     verifier, vcfg = load_verifier(args.verifier)
     right = np.array([[r.lower() == row["target"].lower() for r in row["readings"]] for row in rows])  # (n, K)
+    neds = np.array([[ned(r, row["target"]) for r in row["readings"]] for row in rows])  # (n, K), case-insensitive
     logp = np.zeros((n, k_max))
     for c in range(k_max):
         for first in range(0, n, 64):
@@ -117,17 +123,18 @@ def score(args) -> None:
             logp[part, c] = score_crops(verifier, crops[part, c], masks[part],
                                         [row["target"] for row in rows[part]], vcfg.max_len).logp_per_char
     ceiling = np.mean([row["ceiling"].lower() == row["target"].lower() for row in rows]) if task == "recon" else None
-    print(f"{task}, first {n} bench records, {k_max} candidates each; OCR ceiling "
+    print(f"{task}, {n} bench records ({rows[0]['index']}-{rows[-1]['index']}), {k_max} candidates each; OCR ceiling "
           f"{'%.1f %%' % (100 * ceiling) if ceiling is not None else '-'}; verifier {args.verifier or 'shipped'}")
-    print("| candidates k | SeqAcc ci, verifier picks | SeqAcc ci, oracle picks | verifier vs candidate 0 "
-          "(right only with the pick / only with 0) | sign test p |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| candidates k | SeqAcc ci, verifier picks | NED, verifier picks | SeqAcc ci, oracle picks | verifier vs "
+          "candidate 0 (right only with the pick / only with 0) | sign test p |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     k = 1
     while k <= k_max:
         pick = logp[:, :k].argmax(1)
         chosen = right[np.arange(n), pick]
         better, worse = int((chosen & ~right[:, 0]).sum()), int((~chosen & right[:, 0]).sum())
-        print(f"| {k} | {100 * chosen.mean():.1f} % | {100 * right[:, :k].any(1).mean():.1f} % | "
+        print(f"| {k} | {100 * chosen.mean():.1f} % | {neds[np.arange(n), pick].mean():.3f} | "
+              f"{100 * right[:, :k].any(1).mean():.1f} % | "
               f"{better} / {worse} | {_sign_test(better, worse):.2g} |")
         k *= 2
     agree = np.mean([logp[i].argmax() == 0 for i in range(n)])
@@ -144,13 +151,14 @@ def main() -> None:
     s.add_argument("--task", choices=["recon", "edit"], default="recon")
     s.add_argument("--candidates", type=int, default=8)
     s.add_argument("--limit", type=int, default=96)
+    s.add_argument("--first", type=int, default=0, help="start at this record (e.g. 64 to extend a run of --limit 64)")
     s.add_argument("--batch", type=int, default=2, help="records per sampling batch (each K candidates)")
     s.add_argument("--shard", default="0/1", help="i/n: this process takes records i, i+n, ...")
     s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     s.add_argument("--cache", required=True)
     s.set_defaults(func=sample)
     c = sub.add_parser("score", help="score cached candidates with a verifier; print the table")
-    c.add_argument("--cache", required=True)
+    c.add_argument("--cache", required=True, nargs="+")
     c.add_argument("--verifier", default=None, help="verifier directory (default: the shipped one)")
     c.set_defaults(func=score)
     args = ap.parse_args()
