@@ -451,6 +451,8 @@ def _load(settings: EvalSettings, pipeline):
         pipeline = DreamTextPipeline.from_pretrained(settings.ckpt, device=settings.device)
     if settings.ceiling_only:
         return None, pipeline.cfg if pipeline is not None else load_config("tiny")
+    if (pipeline.cfg.sample.candidates if settings.candidates is None else settings.candidates) > 1:
+        pipeline.verifier  # load it now: a missing or mismatching verifier stops the run, it does not skip records
     return pipeline, pipeline.cfg
 
 

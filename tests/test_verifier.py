@@ -182,6 +182,19 @@ def test_bad_candidates_and_a_verifier_of_another_size(pipe, tmp_path):
         mismatched.edit(photo(), [BOX], ["a"], steps=1, candidates=2)
 
 
+def test_eval_with_candidates_records_the_pick_and_stops_on_a_missing_verifier(pipe, tmp_path):
+    from dreamtext.evaluate import EvalSettings, evaluate
+
+    settings = EvalSettings(data="bench", task="recon", limit=2, steps=1, candidates=2, report_samples=1)
+    rows = evaluate(settings, tmp_path / "ev", pipeline=pipe, progress=False)
+    assert rows["sampling"]["candidates"] == 2 and rows["n_samples"] == 2
+    header = (tmp_path / "ev" / "samples.csv").read_text().splitlines()[0].split(",")
+    assert "candidate" in header and "verifier_reading" in header
+    lost = DreamTextPipeline(pipe.model, pipe.cfg.override({"sample.verifier": str(tmp_path / "nowhere")}))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        evaluate(settings, tmp_path / "ev2", pipeline=lost, progress=False)
+
+
 def test_edit_cli_reports_the_kept_candidate(pipe, tmp_path, capsys):
     directory = tmp_path / "pipe"
     pipe.save_pretrained(directory)
