@@ -137,9 +137,38 @@ def score(args) -> None:
               f"{100 * right[:, :k].any(1).mean():.1f} % | "
               f"{better} / {worse} | {_sign_test(better, worse):.2g} |")
         k *= 2
+    if args.picture:
+        _picture(args.picture, crops, rows, right, logp, args.picture_rows)
     agree = np.mean([logp[i].argmax() == 0 for i in range(n)])
     print(f"each candidate alone: SeqAcc {100 * right.mean():.1f} % (mean over the K); the verifier keeps "
           f"candidate 0 in {100 * agree:.0f} % of records")
+
+
+def _picture(path: str, crops, rows, right, logp, n_rows: int) -> None:
+    """One row per record: its candidates, each captioned with the OCR's reading (✓/✗) and the verifier's score;
+    the verifier's pick framed in blue."""
+    import numpy as np
+    from PIL import Image
+
+    from dreamtext.visualize import image_grid
+
+    grid, captions = [], []
+    for i in range(min(n_rows, len(rows))):
+        pick = int(logp[i].argmax())
+        cells = []
+        for c, crop in enumerate(crops[i]):
+            cell = np.pad(crop, ((3, 3), (3, 3), (0, 0)), constant_values=255)
+            if c == pick:
+                cell[:3], cell[-3:], cell[:, :3], cell[:, -3:] = (40, 90, 220), (40, 90, 220), (40, 90, 220), (40, 90, 220)
+            cells.append(np.asarray(Image.fromarray(cell).resize((cell.shape[1] * 2, cell.shape[0] * 2),
+                                                                  Image.NEAREST)))
+        grid.append(cells)
+        captions.append([f"{'ok' if right[i, c] else 'no'} {rows[i]['readings'][c]!r} {logp[i, c]:.2f}"
+                         for c in range(len(cells))])
+        captions[-1][0] = f"{rows[i]['target']}: " + captions[-1][0]
+    Image.fromarray(image_grid(grid, captions=captions)).save(path)
+    print(f"wrote {path}: {len(grid)} records; blue frame = the verifier's pick, caption = OCR reading (ok/no) and "
+          "verifier log p per character")
 
 
 def main() -> None:
@@ -160,6 +189,8 @@ def main() -> None:
     c = sub.add_parser("score", help="score cached candidates with a verifier; print the table")
     c.add_argument("--cache", required=True, nargs="+")
     c.add_argument("--verifier", default=None, help="verifier directory (default: the shipped one)")
+    c.add_argument("--picture", default=None, help="also draw the candidates of the first records to this image")
+    c.add_argument("--picture-rows", type=int, default=10)
     c.set_defaults(func=score)
     args = ap.parse_args()
     args.func(args)

@@ -213,8 +213,9 @@ def test_edit_cli_reports_the_kept_candidate(pipe, tmp_path, capsys):
 def test_shipped_verifier_reads_bench_crops_and_prefers_the_true_word():
     """The shipped verifier on the ground-truth crops of the first 32 ``bench`` records (held-out words).
 
-    Measured when it was shipped: it reads 17 of them exactly (53 %, case-insensitive; 60.5 % of the first
-    256) and scores the true word above another record's word on all 32; an untrained verifier reads none.
+    Measured when it was shipped (step 6,000): it reads 21 of them exactly (66 %, case-insensitive; 66.0 % of
+    the first 256) and scores the true word above another record's word on all 32; an untrained verifier reads
+    none.
     The bounds leave room for another CPU's rounding.
     """
     from dreamtext.data.sources import bench_source
@@ -233,5 +234,5 @@ def test_shipped_verifier_reads_bench_crops_and_prefers_the_true_word():
     true = score_crops(verifier, crops, masks, texts, cfg.max_len)
     read = np.mean([a.lower() == b.lower() for a, b in zip(true.readings, texts)])
     others = score_crops(verifier, crops, masks, texts[1:] + texts[:1], cfg.max_len).logp_per_char
-    assert read >= 0.4
+    assert read >= 0.5
     assert np.mean(true.logp_per_char > others) >= 0.9
