@@ -77,6 +77,11 @@ def ctc_log_likelihood(log_probs: torch.Tensor, token_ids: torch.Tensor) -> torc
     return -nll
 
 
+def ctc_logp_per_char(log_probs: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """log p(text | crop) / len(text) per item (B,): the verifier's score, and minus its training loss."""
+    return ctc_log_likelihood(log_probs, token_ids) / (token_ids > 0).sum(dim=1)
+
+
 def greedy_readings(log_probs: torch.Tensor) -> list[str]:
     """Best path decoding: per-column argmax, repeats merged, blanks dropped."""
     out = []
@@ -107,16 +112,26 @@ def score_crops(verifier: WordVerifier, crops: np.ndarray, masks: np.ndarray, te
     mask = torch.from_numpy(np.asarray(masks, np.float32))[:, None]
     ids = torch.from_numpy(encode_batch(texts, max_len)).long()
     log_probs = verifier(image.to(device), mask.to(device))
-    logp = ctc_log_likelihood(log_probs, ids.to(device)).cpu().double().numpy()
+    logp = ctc_logp_per_char(log_probs, ids.to(device)).cpu().double().numpy()
     verifier.train(was_training)
-    lengths = np.array([len(t) for t in texts], np.float64)
-    return VerifierScores(logp_per_char=logp / lengths, readings=greedy_readings(log_probs))
+    return VerifierScores(logp_per_char=logp, readings=greedy_readings(log_probs))
+
+
+def verifier_state(ckpt: Path) -> dict:
+    """The ``state.json`` of checkpoint directory ``ckpt``; :class:`CheckpointError` unless it is a word verifier's."""
+    from .checkpoint import read_json
+
+    state = read_json(ckpt / "state.json") if (ckpt / "state.json").is_file() else {}
+    if state.get("kind") != "verifier":
+        raise CheckpointError(f"{str(ckpt)!r} is not a word verifier (its state.json says kind "
+                              f"{state.get('kind')!r}); train one with `dreamtext train-verifier`")
+    return state
 
 
 def load_verifier(path: str | Path | None = None):
     """(verifier in eval mode on the CPU, its DreamTextConfig) from a ``train-verifier`` run or checkpoint
     directory; None: the one shipped in ``dreamtext/assets/verifier``."""
-    from .checkpoint import load_state_into, read_config, read_json, read_tensors, resolve_checkpoint
+    from .checkpoint import load_state_into, read_config, read_tensors, resolve_checkpoint
 
     if path is None:
         path = SHIPPED_VERIFIER_DIR
@@ -124,10 +139,7 @@ def load_verifier(path: str | Path | None = None):
             raise CheckpointError(f"no shipped verifier is present in {path}; train one with "
                                   "`dreamtext train-verifier` and pass its directory as the verifier")
     ckpt = resolve_checkpoint(path)
-    kind = read_json(ckpt / "state.json").get("kind") if (ckpt / "state.json").is_file() else None
-    if kind != "verifier":
-        raise CheckpointError(f"{str(ckpt)!r} is not a word verifier (its state.json says kind {kind!r}); "
-                              "train one with `dreamtext train-verifier`")
+    verifier_state(ckpt)
     cfg = read_config(ckpt)
     model = WordVerifier(cfg.verifier)
     load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")

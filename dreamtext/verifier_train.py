@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import latest_checkpoint, load_state_into, read_json, read_tensors, save_checkpoint
+from .checkpoint import latest_checkpoint, load_state_into, read_tensors, save_checkpoint
 from .config import DreamTextConfig
 from .errors import CheckpointError
 from .train_utils import (MetricsLogger, check_finite, flatten_optimizer_state, lr_at, prune_checkpoints, step_batches,
                           step_seed, unflatten_optimizer_state)
-from .verifier import VERIFIER_FORMAT, WordVerifier, ctc_log_likelihood, greedy_readings
+from .verifier import VERIFIER_FORMAT, WordVerifier, ctc_logp_per_char, greedy_readings, verifier_state
 
 
 def degrade(image: torch.Tensor, mask: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:
@@ -83,7 +83,7 @@ def evaluate_on_bench(model: WordVerifier, cfg: DreamTextConfig, limit: int) -> 
         mask = torch.from_numpy(np.stack([s["mask"] for s in samples]))
         ids = torch.from_numpy(np.stack([s["token_ids"] for s in samples])).long()
         log_probs = model(image, mask)
-        logps += (ctc_log_likelihood(log_probs, ids) / (ids > 0).sum(1)).tolist()
+        logps += ctc_logp_per_char(log_probs, ids).tolist()
         for rec, reading in zip(records[first:first + 64], greedy_readings(log_probs)):
             hits += reading == rec.text
             hits_ci += reading.lower() == rec.text.lower()
@@ -105,9 +105,7 @@ def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = Fal
     if resume and ckpt is None and out_dir.exists() and any((out_dir / "checkpoints").glob("step_*")):
         raise CheckpointError(f"{str(out_dir)!r} has no complete verifier checkpoint to resume from")
     if ckpt is not None:
-        state = read_json(ckpt / "state.json")
-        if state.get("kind") != "verifier":
-            raise CheckpointError(f"{str(ckpt)!r} is not a verifier checkpoint (kind {state.get('kind')!r})")
+        state = verifier_state(ckpt)
         load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
         opt.load_state_dict(unflatten_optimizer_state(read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"]))
         step = int(state["step"])
@@ -134,7 +132,7 @@ def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = Fal
                 image = degrade(b["image"], b["mask"], v.degrade_prob, gen)
                 log_probs = model(image, b["mask"])
                 ids = b["token_ids"].long()
-                loss = -(ctc_log_likelihood(log_probs, ids) / (ids > 0).sum(1)).mean()  # CTC NLL per character
+                loss = -ctc_logp_per_char(log_probs, ids).mean()  # CTC NLL per character
                 check_finite({"ctc": loss}, step + 1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -170,7 +168,7 @@ def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = Fal
 def _texts(ids: torch.Tensor) -> list[str]:
     from .charset import decode
 
-    return [decode(row[row > 0].numpy()) for row in ids]
+    return [decode(row) for row in ids.numpy()]  # decode skips the padding
 
 
 def export_verifier(run_or_ckpt: str | Path, dest: str | Path) -> Path:
@@ -178,9 +176,7 @@ def export_verifier(run_or_ckpt: str | Path, dest: str | Path) -> Path:
     from .checkpoint import read_config, resolve_checkpoint
 
     ckpt = resolve_checkpoint(run_or_ckpt)
-    state = read_json(ckpt / "state.json")
-    if state.get("kind") != "verifier":
-        raise CheckpointError(f"{str(ckpt)!r} is not a verifier checkpoint (kind {state.get('kind')!r})")
+    state = verifier_state(ckpt)
     tensors = read_tensors(ckpt / "model.safetensors")
     return save_checkpoint(dest, read_config(ckpt), {"model": tensors},
                            {"kind": "verifier", "format": VERIFIER_FORMAT, "step": state["step"],

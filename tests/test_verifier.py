@@ -115,7 +115,7 @@ def test_loading_something_else_names_the_problem(verifier_run, tmp_path):
     pipe_dir = save_random_pipeline(tmp_path / "pipe")
     with pytest.raises(CheckpointError, match="is not a word verifier"):
         load_verifier(pipe_dir)
-    with pytest.raises(CheckpointError, match="is not a verifier checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a word verifier"):
         export_verifier(pipe_dir, tmp_path / "out")
     broken = tmp_path / "broken"
     shutil.copytree(verifier_run[0].parent / "exported", broken)
