@@ -328,16 +328,33 @@ class IndexedSamples(torch.utils.data.Dataset):
         return {k: (torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
 
 
-def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 0, source: str | None = None):
-    """Endless iterator of this process's micro-batches from ``start_micro`` on (dicts of stacked tensors)."""
+def training_data_worker(worker_id: int) -> None:
+    """``worker_init_fn`` of the training DataLoaders: OpenCV without a thread pool, SIGTERM and SIGINT ignored.
+
+    ``kill -- -PGID``, a job scheduler ending a job, or Ctrl-C signal the whole process group, the data workers
+    included. A worker killed by SIGTERM makes the main process raise "DataLoader worker ... is killed" from
+    inside the current step, before the trainer's stop request can write its checkpoint: the steps since the
+    last periodic checkpoint were lost (reproduced with ``pkill -f train-verifier``). Ignoring the signal here
+    leaves the decision to the main process, which checkpoints and shuts its workers down; a worker still
+    exits within seconds of its parent dying (PyTorch's worker watchdog), SIGKILL included.
+    """
+    import signal
+
     from .data.transforms import opencv_in_forked_worker
 
+    opencv_in_forked_worker(worker_id)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 0, source: str | None = None):
+    """Endless iterator of this process's micro-batches from ``start_micro`` on (dicts of stacked tensors)."""
     ds = IndexedSamples(cfg, seed=seed, source=source)
     sampler = _MicroBatchSampler(start_micro, cfg.train.batch_size, rank, world_size)
     workers = int(cfg.data.num_workers)
     return iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
                                             persistent_workers=False, prefetch_factor=2 if workers else None,
-                                            worker_init_fn=opencv_in_forked_worker if workers else None))
+                                            worker_init_fn=training_data_worker if workers else None))
 
 
 def weights_digest(module: torch.nn.Module) -> str:

@@ -80,3 +80,41 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     assert [r["step"] for r in mb] == list(range(1, MAX_STEPS + 1))
     for ra, rb in zip(ma, mb):
         assert ra["loss/total"] == rb["loss/total"] and ra["loss/attn"] == rb["loss/attn"]
+
+
+def test_sigterm_to_the_process_group_checkpoints_with_data_workers(tmp_path):
+    """`kill -- -PGID` (a scheduler, the terminal) reaches the data workers too: the run still checkpoints.
+
+    Before the workers ignored SIGTERM, the dead worker made the main process fail inside the step with
+    "DataLoader worker ... is killed by signal: Terminated" and no checkpoint was written.
+    """
+    run = tmp_path / "run"
+    cmd = _train_cmd(run)
+    cmd[cmd.index(f"train.max_steps={MAX_STEPS}")] = "train.max_steps=100000"
+    cmd[cmd.index("train.ckpt_every=2")] = "train.ckpt_every=0"  # only the stop request writes one
+    cmd.insert(cmd.index("--no-progress"), "data.num_workers=1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "metrics.jsonl").is_file() or len(read_metrics(run)) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the run logged no step in time"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1].decode()
+        assert proc.returncode == 130, err[-2000:]  # stopped on request, not failed
+        last = read_metrics(run)[-1]["step"]
+        assert _step(latest_checkpoint(run)) == last >= 2
+        deadline = time.monotonic() + 30  # and the worker follows its parent out
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("a data worker outlived the stopped run")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
