@@ -218,6 +218,7 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         raise ConfigError(f"no sample of {settings.data!r} could be evaluated "
                           f"({len(skipped)} skipped; first reason: {skipped[0]['reason'] if skipped else 'source is empty'})")
 
+    candidates = cfg.sample.candidates if settings.candidates is None else settings.candidates
     aggregates = aggregate(rows)
     if part["fid_on"]:
         if len(fid_feats[0]) >= 2:
@@ -236,9 +237,11 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
             "restart_strength": cfg.sample.restart_strength,
             "blend": settings.blend or cfg.sample.blend,
             "mask_rule": settings.mask_rule or cfg.sample.mask_rule,
-            "candidates": cfg.sample.candidates if settings.candidates is None else settings.candidates},
+            "candidates": candidates},
         "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if settings.ceiling_only else weights_hash,
+        # best of N: which judge picked the kept samples (None when each record had one sample)
+        "verifier": None if settings.ceiling_only or candidates <= 1 else _verifier_identity(cfg),
         "glyph_prior": bool(cfg.glyph_prior),
         "ocr": ocr_name,
         "workers": settings.workers,
@@ -440,6 +443,15 @@ def _evaluate_in_workers(settings: EvalSettings, progress: bool):
             merged["fid_feats"][0].append(parts[k]["fid_feats"][0][i])
             merged["fid_feats"][1].append(parts[k]["fid_feats"][1][i])
     return merged, cfg, parts[0]["weights_sha256"], parts[0]["ocr"], parts[0]["notices"]
+
+
+def _verifier_identity(cfg) -> dict:
+    """Where the word verifier of ``cfg.sample.verifier`` came from and the SHA-256 of its weights."""
+    from .verifier import SHIPPED_VERIFIER_DIR, load_verifier
+
+    path = cfg.sample.verifier
+    return {"path": str(path) if path else f"shipped ({SHIPPED_VERIFIER_DIR.name})",
+            "weights_sha256": weights_sha256(load_verifier(path)[0])}
 
 
 def _load(settings: EvalSettings, pipeline):

@@ -105,6 +105,10 @@ def render_markdown(results: dict, has_grids: bool) -> str:
         head.insert(4, f"- sampling: {s['sampler']}, {s['steps']} steps{restarts}, guidance {s['guidance']}, seed "
                        f"{results['seed']} (sample *i* uses seed + *i*); glyph prior "
                        f"{'on' if results['glyph_prior'] else 'off'}")
+        if results.get("verifier"):  # the numbers are of the kept sample of several, say so and by which judge
+            v = results["verifier"]
+            head.insert(5, f"- **best of {s['candidates']} candidates** per record, kept by the word verifier "
+                           f"`{v['path']}` — weights sha256 `{v['weights_sha256'][:16]}…`")
     if "mask_miou_n" in m:
         head.append(f"- character-mask mIoU over {m['mask_miou_n']} samples with ground-truth masks")
     body = ["", metrics_table(m, results.get("notices", [])), ""]

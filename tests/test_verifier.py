@@ -2,6 +2,7 @@
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,13 +184,21 @@ def test_bad_candidates_and_a_verifier_of_another_size(pipe, tmp_path):
 
 
 def test_eval_with_candidates_records_the_pick_and_stops_on_a_missing_verifier(pipe, tmp_path):
-    from dreamtext.evaluate import EvalSettings, evaluate
+    from dreamtext.evaluate import EvalSettings, evaluate, weights_sha256
 
     settings = EvalSettings(data="bench", task="recon", limit=2, steps=1, candidates=2, report_samples=1)
     rows = evaluate(settings, tmp_path / "ev", pipeline=pipe, progress=False)
     assert rows["sampling"]["candidates"] == 2 and rows["n_samples"] == 2
     header = (tmp_path / "ev" / "samples.csv").read_text().splitlines()[0].split(",")
     assert "candidate" in header and "verifier_reading" in header
+    # the results and the report say the numbers are best-of-2 and by which verifier's weights
+    exported = Path(pipe.cfg.sample.verifier)
+    assert rows["verifier"] == {"path": str(exported), "weights_sha256": weights_sha256(load_verifier(exported)[0])}
+    assert f"best of 2 candidates** per record, kept by the word verifier `{exported}`" in \
+        (tmp_path / "ev" / "report.md").read_text()
+    single = evaluate(EvalSettings(data="bench", task="recon", limit=1, steps=1, report_samples=1),
+                      tmp_path / "ev1", pipeline=pipe, progress=False)
+    assert single["verifier"] is None and "best of" not in (tmp_path / "ev1" / "report.md").read_text()
     lost = DreamTextPipeline(pipe.model, pipe.cfg.override({"sample.verifier": str(tmp_path / "nowhere")}))
     with pytest.raises(CheckpointError, match="does not exist"):
         evaluate(settings, tmp_path / "ev2", pipeline=lost, progress=False)
