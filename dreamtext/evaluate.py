@@ -80,6 +80,10 @@ class EvalSettings:
             raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES}, got {self.candidates}")
         check_device(self.device)
 
+    def candidates_for(self, cfg) -> int:
+        """Samples per record this run draws with a model of config ``cfg`` (``--candidates`` or its default)."""
+        return cfg.sample.candidates if self.candidates is None else self.candidates
+
 
 def check_device(device: str) -> None:
     """Refuse a device torch does not know or this machine lacks, before any model is built."""
@@ -218,7 +222,7 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         raise ConfigError(f"no sample of {settings.data!r} could be evaluated "
                           f"({len(skipped)} skipped; first reason: {skipped[0]['reason'] if skipped else 'source is empty'})")
 
-    candidates = cfg.sample.candidates if settings.candidates is None else settings.candidates
+    candidates = settings.candidates_for(cfg)
     aggregates = aggregate(rows)
     if part["fid_on"]:
         if len(fid_feats[0]) >= 2:
@@ -463,7 +467,7 @@ def _load(settings: EvalSettings, pipeline):
         pipeline = DreamTextPipeline.from_pretrained(settings.ckpt, device=settings.device)
     if settings.ceiling_only:
         return None, pipeline.cfg if pipeline is not None else load_config("tiny")
-    if (pipeline.cfg.sample.candidates if settings.candidates is None else settings.candidates) > 1:
+    if settings.candidates_for(pipeline.cfg) > 1:
         pipeline.verifier  # load it now: a missing or mismatching verifier stops the run, it does not skip records
     return pipeline, pipeline.cfg
 
