@@ -37,9 +37,10 @@ def test_shipped_model_loads_without_arguments_and_edits():
 def test_shipped_model_writes_words_the_ocr_reads(tmp_path):
     """The protocol of the README's table on the first 4 bench records: the shipped weights are the trained ones.
 
-    v5 reads back 'Mativate', 'Intoractlue', 'maggots', 'RI' for 'Motivate', 'Interactive', 'maggots', 'R1' (10 steps,
-    seeds 0-3): SeqAcc 0.25, NED 0.22, mask mIoU 0.40 against the letter-blind 0.27 (v4: SeqAcc 0.5, NED 0.21 on these
-    four; over the whole split v5 reads 40.6 % against v4's 25.6 %); a model that writes no letters scores NED near 1
+    v6 reads back 'Motivate', 'Lntoractiue', 'aggo', 'RI' for 'Motivate', 'Interactive', 'maggots', 'R1' (10 steps,
+    seeds 0-3, the whole-split run's docs/runs/ship-v6/eval-recon/samples.csv): SeqAcc 0.25, NED 0.30, mask mIoU 0.40
+    against the letter-blind 0.27 (v5: SeqAcc 0.25, NED 0.22; v4: 0.5, 0.21 on these four — four records are noise;
+    over the whole split v6 reads 46.6 %, v5 40.6 %, v4 25.6 %); a model that writes no letters scores NED near 1
     (the ablation's 1,600-sample models: 0.98).
     The bounds leave room for another CPU's rounding.
     """
