@@ -17,25 +17,19 @@ from PIL import Image
 from dreamtext.commands.demo import load_samples
 from dreamtext.metrics import ned
 from dreamtext.ocr import make_recognizer, rectify_quad
-
-
-def region_quad(region: dict) -> np.ndarray:
-    """A demo region (``quad`` or ``box`` x0, y0, x1, y1) as a (4, 2) quad in reading order."""
-    if "quad" in region:
-        return np.asarray(region["quad"], dtype=float)
-    x0, y0, x1, y1 = region["box"]
-    return np.asarray([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
+from dreamtext.pipeline import parse_region
 
 
 def main(folders: list[str]) -> None:
     ocr = make_recognizer("rapidocr")
+    samples = load_samples()
     right, neds = 0, []
     for folder in folders:
         readings = []
-        for sample in load_samples():
+        for sample in samples:
             image = np.asarray(Image.open(f"{folder}/{sample['name']}_edited.png").convert("RGB"))
             for region, text in zip(sample["regions"], sample["texts"]):
-                got = ocr.read([rectify_quad(image, region_quad(region))])[0]
+                got = ocr.read([rectify_quad(image, parse_region(region, image.shape[:2]))])[0]  # as the demo parsed it
                 readings.append(f"{text}→{got!r}")
                 right += got.lower() == text.lower()
                 neds.append(ned(got, text))
