@@ -17,7 +17,7 @@ from PIL import Image
 from dreamtext.commands.demo import load_samples
 from dreamtext.metrics import ned
 from dreamtext.ocr import make_recognizer, rectify_quad
-from dreamtext.pipeline import parse_region
+from dreamtext.regions import parse_region
 
 
 def main(folders: list[str]) -> None:

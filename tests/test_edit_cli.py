@@ -137,7 +137,7 @@ def test_demo_writes_before_after_pictures(ckpt, tmp_path, capsys):
 
 def test_shipped_samples_are_small_and_valid():
     from dreamtext.commands.demo import SAMPLES_DIR, load_samples
-    from dreamtext.pipeline import parse_region
+    from dreamtext.regions import parse_region
 
     samples = load_samples()
     assert len(samples) >= 3

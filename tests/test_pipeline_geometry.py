@@ -8,7 +8,8 @@ from dreamtext.data.transforms import apply_matrix, fill_quad
 from dreamtext.errors import ConfigError, RegionError
 from dreamtext.paste import (feather_alpha, letters_over_scene, local_background, masks_to_image, paste_back,
                             poisson_harmonize, region_support)
-from dreamtext.pipeline import box_to_quad, parse_region, quad_height, text_angle, window_matrix
+from dreamtext.paste import quad_height
+from dreamtext.regions import box_to_quad, parse_region, text_angle, window_matrix
 
 HW = (100, 200)
 
