@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import ConfigError
 from .backgrounds import sample_background
 from .fonts import list_fonts, load_font
 from .record import TextRecord
@@ -44,6 +45,7 @@ class SynthParams:
     max_len: int = 12
     words: str = "english+random"  # "english", "random" or "english+random"
     split: str = "train"  # English word split: "train" or the held-out "bench"
+    glyph_balance: float = 0.0  # > 0: favour English words with rare letters (words.sample_word)
     # Font size range in scene pixels (cfg.data.synth_font_px): the tiny preset's window is 32 px tall,
     # so scenes stay small (letters end up ~23 px tall after the model-ready transform).
     font_px: tuple[int, int] = (18, 36)
@@ -59,8 +61,13 @@ class SynthParams:
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "SynthParams":
-        """The generator's settings from a DreamTextConfig (``max_len``, ``data.words``, ``data.synth_font_px``)."""
-        base = dict(max_len=cfg.max_len, words=cfg.data.words, font_px=tuple(cfg.data.synth_font_px))
+        """The generator's settings from a DreamTextConfig (``max_len``, ``data.words``, ``data.synth_font_px``,
+        and ``data.glyph_balance`` for the ``train`` split only: the held-out benchmark never changes with it)."""
+        train = kw.get("split", "train") == "train"
+        if not float(cfg.data.glyph_balance) >= 0:
+            raise ConfigError(f"data.glyph_balance must be ≥ 0 (0 turns it off), got {cfg.data.glyph_balance}")
+        base = dict(max_len=cfg.max_len, words=cfg.data.words, font_px=tuple(cfg.data.synth_font_px),
+                    glyph_balance=float(cfg.data.glyph_balance) if train else 0.0)
         return cls(**{**base, **kw})
 
 
@@ -235,7 +242,7 @@ class SynthGenerator:
     def sample(self, index: int) -> TextRecord:
         p = self.params
         rng = np.random.default_rng([self.seed, int(index), 0x5CE7E])
-        text = sample_word(rng, p.max_len, p.words, p.split)
+        text = sample_word(rng, p.max_len, p.words, p.split, p.glyph_balance)
         font_path = self.fonts[int(rng.integers(len(self.fonts)))]
         # Glyph bitmaps are cached per (font, size): sizes are snapped to steps of 6 px and the
         # continuous size variety comes from the homography's scale instead.

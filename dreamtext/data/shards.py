@@ -117,7 +117,9 @@ def write_synth_shards(out: str | os.PathLike, cfg, num: int, shard_size: int = 
     out.mkdir(parents=True, exist_ok=True)
     meta = {"version": FORMAT_VERSION, "generator": "synth", "seed": seed, "num": num, "shard_size": shard_size,
             "max_len": cfg.max_len, "words": cfg.data.words, "font_px": list(cfg.data.synth_font_px),
-            "image_format": image_format}
+            "image_format": image_format,
+            # only when set, so shard folders written before the option existed still resume
+            **({"glyph_balance": float(cfg.data.glyph_balance)} if cfg.data.glyph_balance else {})}
     meta_path = out / META_NAME
     if meta_path.exists():
         try:

@@ -70,16 +70,59 @@ def apply_case(word: str, rng: np.random.Generator) -> str:
     return word.upper()
 
 
-def sample_word(rng: np.random.Generator, max_len: int, words: str = "english+random", split: str = "train") -> str:
-    """One word for the generator: from the English ``split`` and/or a random string (``words`` chooses)."""
+# English words drawn per pick when ``glyph_balance`` > 0; one of them is kept, favouring rare letters.
+BALANCE_DRAWS = 8
+
+
+@functools.lru_cache(maxsize=None)
+def letter_rarity(split: str = "train", max_len: int | None = None) -> dict[str, float]:
+    """Per letter of the English ``split``: (mean letter count) / (its count); 1 for a letter of average use.
+
+    In the built-in list ``e`` is ~0.3 and ``q`` / ``j`` / ``x`` / ``z`` are ~5–20: the letters the
+    shipped model writes worst (BENCHMARKS.md, "Which letters fail": ``benchmarks/letter_errors.py``).
+    """
+    counts: dict[str, int] = {}
+    for w in english_words(split, max_len):
+        for c in w:
+            counts[c] = counts.get(c, 0) + 1
+    mean = sum(counts.values()) / max(1, len(counts))
+    return {c: mean / n for c, n in counts.items()}
+
+
+def _english_pick(pool: tuple[str, ...], rng: np.random.Generator, glyph_balance: float, split: str,
+                  max_len: int) -> str:
+    """One word of ``pool``: uniform when ``glyph_balance`` is 0 (one draw), else the best-weighted pick.
+
+    With ``glyph_balance`` = b > 0, :data:`BALANCE_DRAWS` words are drawn and one is kept with probability
+    ∝ (mean letter rarity of the word)^b, so words with rare letters come up more often while the
+    words stay English. In the default word mix q, j, x, z make 3.7 % of the letters; b = 1 gives
+    4.7 %, b = 2 5.9 % (the random strings, 30 % of words, are unchanged; the benchmark never balances).
+    """
+    if glyph_balance <= 0:
+        return pool[int(rng.integers(len(pool)))]
+    rarity = letter_rarity(split, max_len)
+    picks = [pool[int(k)] for k in rng.integers(len(pool), size=BALANCE_DRAWS)]
+    weight = np.array([np.mean([rarity[c] for c in w]) ** glyph_balance for w in picks])
+    return picks[int(rng.choice(BALANCE_DRAWS, p=weight / weight.sum()))]
+
+
+def sample_word(rng: np.random.Generator, max_len: int, words: str = "english+random", split: str = "train",
+                glyph_balance: float = 0.0) -> str:
+    """One word for the generator: from the English ``split`` and/or a random string (``words`` chooses).
+
+    ``glyph_balance`` > 0 favours English words with rare letters (:func:`_english_pick`); 0 draws the
+    words uniformly and leaves the stream exactly as it was.
+    """
     kinds = words.split("+")
     if not kinds or any(k not in ("english", "random") for k in kinds):
         raise DatasetError(f"unknown word source {words!r}; use 'english', 'random' or 'english+random'")
+    if not glyph_balance >= 0:
+        raise DatasetError(f"glyph_balance must be ≥ 0, got {glyph_balance}")
     use_english = "english" in kinds and ("random" not in kinds or rng.random() < 0.7)
     if use_english:
         pool = english_words(split, max_len)
         if pool:
-            word = pool[int(rng.integers(len(pool)))]
+            word = _english_pick(pool, rng, glyph_balance, split, max_len)
             word = apply_case(word, rng)
             if rng.random() < 0.08 and len(word) < max_len:  # trailing punctuation ("OPEN!", "Street.")
                 word += COMMON_PUNCT[int(rng.integers(len(COMMON_PUNCT)))]
