@@ -78,7 +78,7 @@ BALANCE_DRAWS = 8
 def letter_rarity(split: str = "train", max_len: int | None = None) -> dict[str, float]:
     """Per letter of the English ``split``: (mean letter count) / (its count); 1 for a letter of average use.
 
-    In the built-in list ``e`` is ~0.3 and ``q`` / ``j`` / ``x`` / ``z`` are ~5–20: the letters the
+    In the built-in list ``e`` is 0.33 and ``z`` / ``x`` / ``j`` / ``q`` are 10–22: the letters the
     shipped model writes worst (BENCHMARKS.md, "Which letters fail": ``benchmarks/letter_errors.py``).
     """
     counts: dict[str, int] = {}
@@ -91,7 +91,7 @@ def letter_rarity(split: str = "train", max_len: int | None = None) -> dict[str,
 
 def _english_pick(pool: tuple[str, ...], rng: np.random.Generator, glyph_balance: float, split: str,
                   max_len: int) -> str:
-    """One word of ``pool``: uniform when ``glyph_balance`` is 0 (one draw), else the best-weighted pick.
+    """One word of ``pool``: uniform when ``glyph_balance`` is 0 (one draw), else a rarity-weighted pick.
 
     With ``glyph_balance`` = b > 0, :data:`BALANCE_DRAWS` words are drawn and one is kept with probability
     ∝ (mean letter rarity of the word)^b, so words with rare letters come up more often while the
