@@ -104,6 +104,10 @@ class DataConfig:
     # writes about twice as badly as common ones (words.sample_word: 2 lifts q, j, x, z from 3.7 % of the
     # letters to 5.9 %). The training split only: the benchmark never changes with it.
     glyph_balance: float = 0.0
+    # > 0: in training, the region the model fills (mask, glyph prior) is the word's quad grown by up to this
+    # fraction of its width (half as much of its height), at random (transforms.loosen_quad): boxes that do
+    # not fit their word, as at inference. 0 (default): the ink box, as the benchmark gives it.
+    box_slack: float = 0.0
     # Font size range (scene pixels) of the synthetic generator; its scenes are a few times the text's
     # size, so this sets their resolution. (18, 36) gives ~23-px letters in the tiny 32×128 window.
     synth_font_px: tuple[int, int] = (18, 36)

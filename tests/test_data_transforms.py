@@ -175,3 +175,34 @@ def test_sd2_square_sample():
     cfg.text.vis_size = (16, 64)
     s = make_model_sample(_blocks_record(), cfg)
     assert s["image"].shape == (3, 512, 512) and s["mask"].sum() > 0
+
+
+def test_box_slack_loosens_the_training_region_only():
+    from dreamtext.data.transforms import loosen_quad
+    from dreamtext.errors import ConfigError
+
+    q = box(10, 20, 110, 40)  # 100 wide, 20 tall
+    grown = [loosen_quad(q, np.random.default_rng(s), 0.3) for s in range(200)]
+    widths = np.array([g[1, 0] - g[0, 0] for g in grown])
+    heights = np.array([g[3, 1] - g[0, 1] for g in grown])
+    assert (widths >= 100 - 1e-9).all() and (widths <= 130 + 1e-9).all() and widths.std() > 5
+    assert (heights >= 20 - 1e-9).all() and (heights <= 23 + 1e-9).all()
+    assert all(g[0, 0] <= 10 and g[1, 0] >= 110 and g[0, 1] <= 20 and g[3, 1] >= 40 for g in grown)  # contains q
+
+    cfg = tiny_test_cfg().override({"glyph_prior": True, "data.box_slack": 0.3})
+    rec = _blocks_record()
+    plain = make_model_sample(rec, tiny_test_cfg().override({"glyph_prior": True}))
+    evaluated = make_model_sample(rec, cfg)  # no rng (evaluation): the word's own quad
+    np.testing.assert_array_equal(evaluated["mask"], plain["mask"])
+    trained = [make_model_sample(rec, cfg, rng=np.random.default_rng(s)) for s in range(4)]
+    for s in trained:
+        assert s["mask"].sum() >= plain["mask"].sum()  # grown, never shrunk: the ink stays inside
+        assert ((plain["mask"] > 0) <= (s["mask"] > 0)).all()
+        assert (s["char_masks"].sum(0)[s["mask"][0] == 0] == 0).all()
+        np.testing.assert_array_equal(s["word_quad"], plain["word_quad"])  # the true quad for the losses
+        glyph_out = s["glyph"][0][s["mask"][0] == 0].sum()
+        assert glyph_out < 0.05 * s["glyph"][0].sum()  # the glyph prior fills the loosened region
+    assert max(s["mask"].sum() for s in trained) > 1.05 * plain["mask"].sum()
+    assert all(not np.allclose(s["glyph"], plain["glyph"]) for s in trained)  # drawn into the new region
+    with pytest.raises(ConfigError, match="data.box_slack"):
+        make_model_sample(rec, tiny_test_cfg().override({"data.box_slack": -0.1}))

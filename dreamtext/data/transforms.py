@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..charset import encode
-from ..errors import RegionError
+from ..errors import ConfigError, RegionError
 from .record import TextRecord
 
 CHAR_MASK_THRESHOLD = 0.4  # area coverage above which a resized mask pixel stays in the character
@@ -200,13 +200,32 @@ def rectify_word(image: np.ndarray, quad: np.ndarray, out_hw) -> np.ndarray:
     return warp(image, h, (oh, ow), border="replicate")
 
 
+def loosen_quad(quad: np.ndarray, rng: np.random.Generator, slack: float) -> np.ndarray:
+    """``quad`` (4, 2) TL, TR, BR, BL grown outwards: by U(0, ``slack``) of its width along its reading
+    direction and U(0, ``slack``/2) of its height across it, each split at random between the two sides.
+
+    The synthetic quads are the ink boxes, a fit no user's box and no other word's box has: a model trained
+    on them alone writes worse into a box cut for another word (BENCHMARKS.md, "Why editing reads worse
+    than reconstruction"). Growing only keeps the word's ink inside the region the model must fill.
+    """
+    quad = np.asarray(quad, np.float64)
+    along = 0.5 * ((quad[1] - quad[0]) + (quad[2] - quad[3]))  # TL→TR: the width, in the reading direction
+    across = 0.5 * ((quad[3] - quad[0]) + (quad[2] - quad[1]))  # TL→BL: the height
+    grow_w, split_w, grow_h, split_h = rng.uniform(0.0, slack), rng.random(), rng.uniform(0.0, slack / 2), rng.random()
+    left, right = grow_w * split_w, grow_w * (1.0 - split_w)
+    top, bottom = grow_h * split_h, grow_h * (1.0 - split_h)
+    return np.stack([quad[0] - left * along - top * across, quad[1] + right * along - top * across,
+                     quad[2] + right * along + bottom * across, quad[3] - left * along + bottom * across])
+
+
 def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None = None) -> dict:
     """One training / evaluation sample at ``cfg.image_size`` (see docs/ARCHITECTURE.md "data/").
 
     Keys: image f32 (3,H,W) [-1,1]; mask f32 (1,H,W); masked_image f32 (3,H,W); char_masks f32 (L,H,W);
     has_char_masks f32 (); char_valid f32 (L,); token_ids int64 (L,); word_crop f32 (1,hv,wv) [-1,1];
     word_quad f32 (4,2) in model pixels; glyph f32 (1,H,W) when cfg.glyph_prior; text str; key str.
-    ``rng`` is unused (the transform is deterministic); it is accepted for augmentations to come.
+    ``rng`` (training only) draws the loosened region of ``data.box_slack``; without it, or with a slack of 0,
+    the transform is deterministic and the region is the word's quad (evaluation, the benchmark).
     """
     H, W = cfg.image_size
     L = cfg.max_len
@@ -215,7 +234,13 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
                             cfg.data.min_word_area_frac, cfg.data.context_scale)
     img = warp(record.image, matrix, (H, W), border="replicate")
     quad = apply_matrix(matrix, record.word_quad)
-    mask = fill_quad(quad, (H, W))
+    # The region the model fills (mask and glyph prior): the word's quad, or in training with
+    # data.box_slack > 0 a looser one around it, as a user's box or another word's box is at inference.
+    slack = float(cfg.data.box_slack)
+    if not 0 <= slack <= 1:
+        raise ConfigError(f"data.box_slack must be in [0, 1] (a fraction of the word's width), got {slack}")
+    region = loosen_quad(quad, rng, slack) if rng is not None and slack > 0 else quad
+    mask = fill_quad(region, (H, W))
     image = img.astype(np.float32).transpose(2, 0, 1) * (1.0 / 127.5) - 1.0
     char_masks = np.zeros((L, H, W), np.float32)
     n = len(record.text)
@@ -250,5 +275,5 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     if getattr(cfg, "glyph_prior", False):
         from .glyph import render_glyph
 
-        out["glyph"] = render_glyph(record.text, quad, (H, W))[None]
+        out["glyph"] = render_glyph(record.text, region, (H, W))[None]
     return out
