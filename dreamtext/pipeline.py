@@ -144,6 +144,8 @@ class DreamTextPipeline:
         to the model's float32), as the model shipped inside the package is stored. ``source``: where
         the weights came from (e.g. the training checkpoint and its step), kept in ``state.json``.
         """
+        import torch
+
         from .checkpoint import save_checkpoint
 
         def stored(v: torch.Tensor) -> torch.Tensor:
