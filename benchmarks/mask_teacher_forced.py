@@ -50,7 +50,7 @@ def main() -> None:
 
     import torch
 
-    from dreamtext.char_masks import refine_to_strokes, text_pixels
+    from dreamtext.char_masks import refine_to_strokes, resize_char_masks, text_pixels
     from dreamtext.data.sources import bench_source
     from dreamtext.data.transforms import make_model_sample
     from dreamtext.diffusion import NoiseProcess
@@ -84,13 +84,12 @@ def main() -> None:
             with torch.no_grad():
                 out = run_model(model, FixedTimestep(noise, t), batch, cfg, generator=torch.Generator().manual_seed(first),
                                 drop=torch.zeros(len(part), dtype=torch.bool), heads=False)
-                pred = estimate_masks(out, batch, 0, cfg)["pred_masks"].numpy()
+                pred = estimate_masks(out, batch, 0, cfg)["pred_masks"]  # bool (B, L, h', w'), §3's resolution
+                full = resize_char_masks(pred, hw).numpy()  # the crop's resolution, where the ground truth is
+                pred = pred.numpy()
             for k, s in enumerate(part):
                 i, n = first + k, len(s["text"])
-                masks = pred[k, :n]
-                if masks.shape[-2:] != hw:  # §3 at a coarser common resolution: nearest-neighbour up
-                    masks = masks.repeat(hw[0] // masks.shape[-2], -2).repeat(hw[1] // masks.shape[-1], -1)
-                attn.append(char_mask_miou(masks, gts[i]))
+                attn.append(char_mask_miou(full[k, :n], gts[i]))
                 refined.append(char_mask_miou(refine_to_strokes(pred[k, :n], crops[i], regions[i]), gts[i]))
         rows.append((t, float(np.mean(attn)), float(np.mean(refined))))
     print(f"{len(samples)} bench records, checkpoint {args.ckpt or 'shipped'}, {time.perf_counter() - t0:.0f} s\n")
