@@ -4,6 +4,7 @@ Measures, in one process pinned to one thread (OpenCV and BLAS single-threaded):
   generator   SynthGenerator.sample(i)            (scene rendering with full ground truth)
   transform   make_model_sample(record, cfg)       (pad / crop / resize, masks, word crop)
   both        the two together (what one DataLoader worker does per training sample)
+  pair        an edit pair (SynthGenerator.sample_pair) and its transform: a data.edit_pairs sample
 Each is timed ``--repeats`` times over ``--num`` samples; medians are reported, both per
 wall-clock second and per CPU second of this process (the latter is what one core delivers
 even when other jobs share the machine). The generator is warmed first (fonts, photographs,
@@ -62,13 +63,19 @@ def main(argv=None) -> int:
     warm_s = time.perf_counter() - t0
     misses0 = _glyph.cache_info().misses
 
-    results = {"generator": [], "transform": [], "both": []}
+    def pair_sample(i):
+        source, target = gen.sample_pair(i)
+        target.word_quad = source.word_quad
+        return make_model_sample(target, cfg, context=source.image)
+
+    results = {"generator": [], "transform": [], "both": [], "pair": []}
     for r in range(args.repeats):
         idx = list(range(r * args.num, (r + 1) * args.num))
         results["generator"].append(_rate(gen.sample, idx))
         records = [gen.sample(i) for i in idx]
         results["transform"].append(_rate(lambda rec: make_model_sample(rec, cfg), records))
         results["both"].append(_rate(lambda i: make_model_sample(gen.sample(i), cfg), idx))
+        results["pair"].append(_rate(pair_sample, idx))
     summary = {
         "preset": args.preset, "image_size": list(cfg.image_size), "num": args.num, "repeats": args.repeats,
         "warmup_samples": args.warmup, "warmup_s": round(warm_s, 1), "cpu_count": os.cpu_count(),

@@ -108,6 +108,11 @@ class DataConfig:
     # fraction of its width (half as much of its height), at random (transforms.loosen_quad): boxes that do
     # not fit their word, as at inference. 0 (default): the ink box, as the benchmark gives it.
     box_slack: float = 0.0
+    # > 0: this fraction of training samples are edit pairs (synthetic sources only): the model sees a scene
+    # with one word, masked in that word's box, and must write another word of the same length there, the
+    # target being the same scene drawn with the other word (render.SynthGenerator.sample_pair). The edit
+    # task as the benchmark poses it, which plain reconstruction never trains. 0 (default): off.
+    edit_pairs: float = 0.0
     # Font size range (scene pixels) of the synthetic generator; its scenes are a few times the text's
     # size, so this sets their resolution. (18, 36) gives ~23-px letters in the tiny 32×128 window.
     synth_font_px: tuple[int, int] = (18, 36)

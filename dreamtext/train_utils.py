@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DatasetError, DreamTextError
+from .errors import ConfigError, DatasetError, DreamTextError
 
 
 class NonFiniteLossError(DreamTextError, FloatingPointError):
@@ -278,6 +278,9 @@ class IndexedSamples(torch.utils.data.Dataset):
     and ``load(i)``): record ``perm_e[i mod n]``, with a fresh seeded
     permutation per epoch ``e = i // n``; a record the reader skips (``None``)
     or the model cannot write is replaced by the next one in that order.
+    With ``data.edit_pairs`` = p > 0 (synthetic sources only) sample ``i`` is, with
+    probability p, an edit pair instead: the model sees record ``i``'s scene and box
+    and must write another word there (``SynthGenerator.sample_pair``).
     """
 
     def __init__(self, cfg, seed: int = 0, split: str = "train", source: str | None = None):
@@ -285,6 +288,12 @@ class IndexedSamples(torch.utils.data.Dataset):
 
         self.cfg, self.seed = cfg, int(seed)
         self.spec = source or cfg.data.source
+        self.edit_pairs = float(cfg.data.edit_pairs)
+        if not 0 <= self.edit_pairs <= 1:
+            raise ConfigError(f"data.edit_pairs must be a fraction in [0, 1] (0 turns it off), got {self.edit_pairs}")
+        if self.edit_pairs > 0 and str(self.spec).partition(":")[0] != "synth":
+            raise ConfigError(f"data.edit_pairs needs the synthetic generator (data.source 'synth' or 'synth:N'), which "
+                              f"can draw one scene with two words; {self.spec!r} has one word per scene")
         self.src = open_source(self.spec, cfg, split=split, seed=self.seed)
         self.endless = isinstance(self.src, SynthSource) and not self.src.finite
         if not self.endless:
@@ -298,33 +307,45 @@ class IndexedSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 2**62
 
-    def _load(self, i: int):
+    def _load(self, i: int, pair: bool = False):
         from .data.sources import SynthSource
 
+        if pair:  # (source, target): only the synthetic generator gets here (__init__)
+            return self.src.generator.sample_pair(i)
         return self.src.generator.sample(i) if isinstance(self.src, SynthSource) else self.src.load(i)
 
-    def record(self, index: int):
-        """The ``TextRecord`` behind sample ``index``."""
+    def record(self, index: int, pair: bool = False):
+        """The ``TextRecord`` behind sample ``index``; with ``pair``, the edit pair (source, target) of its scene."""
         from .data.indexed import text_problem
 
         if self.endless:
-            return self._load(int(index))
+            return self._load(int(index), pair)
         n = len(self.src)
         epoch, pos = divmod(int(index), n)
         if self._perm is None or self._perm[0] != epoch:
             self._perm = (epoch, np.random.default_rng([self.seed, epoch, 0xE90C]).permutation(n))
         order = self._perm[1]
         for k in range(n):
-            rec = self._load(int(order[(pos + k) % n]))
-            if rec is not None and text_problem(rec.text, self.cfg.max_len) is None:
+            rec = self._load(int(order[(pos + k) % n]), pair)
+            if rec is not None and text_problem((rec[-1] if pair else rec).text, self.cfg.max_len) is None:
                 return rec
         raise DreamTextError(f"data source {self.spec!r} holds no record this model can learn")
+
+    def is_pair(self, index: int) -> bool:
+        """Whether sample ``index`` is an edit pair (``data.edit_pairs``): its own draw, so that the other
+        samples stay exactly what they are without pairs."""
+        return self.edit_pairs > 0 and np.random.default_rng([self.seed, int(index), 0xED1A]).random() < self.edit_pairs
 
     def __getitem__(self, index: int) -> dict:
         from .data.transforms import make_model_sample
 
         rng = np.random.default_rng([self.seed, int(index), 0x7A5F])
-        sample = make_model_sample(self.record(index), self.cfg, rng=rng)
+        if self.is_pair(index):
+            source, target = self.record(index, pair=True)
+            target.word_quad = source.word_quad  # the box an edit is given: the old word's
+            sample = make_model_sample(target, self.cfg, rng=rng, context=source.image)
+        else:
+            sample = make_model_sample(self.record(index), self.cfg, rng=rng)
         return {k: (torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
 
 

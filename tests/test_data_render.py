@@ -190,3 +190,56 @@ def test_glyph_balance_reaches_the_training_split_only():
     assert texts == [r.text for r, _ in zip(bench_source(plain), range(6))]  # the benchmark never changes
     with pytest.raises(ConfigError, match="data.glyph_balance"):
         SynthParams.from_config(load_config("tiny", overrides=["data.glyph_balance=-0.5"]))
+
+
+def test_sample_pair_is_one_scene_written_with_two_words():
+    """An edit pair: the source is the plain record; the target differs only on the two words' ink and
+    is fitted into the source's box (no arc here, so the word quads agree exactly)."""
+    import cv2
+
+    gen = SynthGenerator(SynthParams(p_arc=0.0, **CLEAN), seed=2)
+    for i in range(12):
+        source, target = gen.sample_pair(i)
+        plain = gen.sample(i)
+        np.testing.assert_array_equal(source.image, plain.image)
+        assert source.text == plain.text and source.key == plain.key and target.key == plain.key + "-pair"
+        assert len(target.text) == len(source.text) and target.text != source.text
+        assert target.image.shape == source.image.shape and target.char_masks.shape[1:] == source.image.shape[:2]
+        np.testing.assert_allclose(target.word_quad, source.word_quad, atol=1e-3)
+        ink = (source.char_masks.any(0) | target.char_masks.any(0)).astype(np.uint8)
+        near_ink = cv2.dilate(ink, np.ones((5, 5), np.uint8)) > 0  # anti-aliased edges lie below the mask threshold
+        changed = (source.image != target.image).any(-1)
+        assert changed.any() and not (changed & ~near_ink).any(), (i, source.text, target.text)
+        inside = cv2.dilate(fill_quad(source.word_quad, ink.shape), np.ones((3, 3), np.uint8)) > 0
+        assert (target.char_masks.any(0) & ~inside).sum() <= 0.02 * target.char_masks.sum()  # fitted into the box
+        again = gen.sample_pair(i)[1]
+        assert again.text == target.text and np.array_equal(again.image, target.image)
+
+
+def test_sample_pair_keeps_the_plain_stream_and_style_with_every_effect():
+    """With every effect on (arcs, shadows, noise, JPEG) the pair's source is still the plain record, and the
+    two scenes agree away from the words (only the effects' reach around the ink differs)."""
+    import cv2
+
+    gen = SynthGenerator(seed=5)
+    for i in range(10):
+        source, target = gen.sample_pair(i)
+        np.testing.assert_array_equal(source.image, gen.sample(i).image)
+        ink = (source.char_masks.any(0) | target.char_masks.any(0)).astype(np.uint8)
+        far = cv2.dilate(ink, np.ones((41, 41), np.uint8)) == 0
+        assert far.any() and np.array_equal(source.image[far], target.image[far]), (i, source.text)
+
+
+def test_replacement_word_keeps_length_and_case():
+    from dreamtext.data.words import replacement_word
+
+    rng = np.random.default_rng(0)
+    train = set(english_words("train"))
+    for text in ["Street", "OPEN", "closed", "x7!", "a"]:
+        for _ in range(5):
+            w = replacement_word(text, rng, "train")
+            assert len(w) == len(text) and w != text
+            if text.isalpha() and len(text) > 1:
+                assert w.lower() in train and (w.isupper() == text.isupper()) and (w[0].isupper() == text[0].isupper())
+    with pytest.raises(DatasetError, match="non-empty"):
+        replacement_word("", rng)

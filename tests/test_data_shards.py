@@ -92,3 +92,8 @@ def test_cli_synth_and_preview(tmp_path, capsys):
     assert main(["data", "preview", f"shards:{tmp_path / 'none'}", "--out", str(png)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert len(open_source(f"shards:{out}", tiny_test_cfg())) == 4
+    pairs = tmp_path / "pairs.png"  # edit pairs: one row per pair, synthetic sources only
+    assert main(["data", "preview", "synth", "--edit-pairs", "--out", str(pairs), "--num", "2", "--preset", "test"]) == 0
+    assert Image.open(pairs).height == 2 * 100
+    assert main(["data", "preview", f"shards:{out}", "--edit-pairs", "--out", str(pairs), "--preset", "test"]) == 2
+    assert "--edit-pairs needs a synthetic source" in capsys.readouterr().err

@@ -206,3 +206,22 @@ def test_box_slack_loosens_the_training_region_only():
     assert all(not np.allclose(s["glyph"], plain["glyph"]) for s in trained)  # drawn into the new region
     with pytest.raises(ConfigError, match="data.box_slack"):
         make_model_sample(rec, tiny_test_cfg().override({"data.box_slack": -0.1}))
+
+
+def test_context_scene_feeds_the_masked_input_only():
+    """An edit pair's source (``context``) is what the model sees around the region; the target stays the record's."""
+    from dreamtext.errors import DatasetError
+
+    rec = _blocks_record()
+    cfg = tiny_test_cfg()
+    other = np.full_like(rec.image, 37)
+    plain = make_model_sample(rec, cfg)
+    s = make_model_sample(rec, cfg, context=other)
+    np.testing.assert_array_equal(s["image"], plain["image"])
+    np.testing.assert_array_equal(s["mask"], plain["mask"])
+    np.testing.assert_array_equal(s["char_masks"], plain["char_masks"])
+    keep = s["mask"][0] == 0
+    np.testing.assert_allclose(s["masked_image"][:, keep], 37 / 127.5 - 1.0, atol=1e-5)
+    assert (s["masked_image"][:, ~keep] == 0).all()
+    with pytest.raises(DatasetError, match="context scene"):
+        make_model_sample(rec, cfg, context=other[:-1])

@@ -173,3 +173,28 @@ def test_data_stream_is_a_function_of_the_micro_batch_and_splits_processes():
     epoch0 = [ds.record(i).key for i in range(6)]
     epoch1 = [ds.record(i).key for i in range(6, 12)]
     assert len(set(epoch0)) == 6 and set(epoch0) == set(epoch1) and epoch0 != epoch1
+
+
+def test_edit_pairs_replace_a_fraction_of_the_synthetic_samples():
+    from dreamtext.config import load_config
+    from dreamtext.errors import ConfigError
+    from dreamtext.train_utils import IndexedSamples
+
+    plain = IndexedSamples(load_config("test"), seed=3)
+    paired = IndexedSamples(load_config("test", overrides=["data.edit_pairs=0.5"]), seed=3)
+    which = [paired.is_pair(i) for i in range(200)]
+    assert 70 <= sum(which) <= 130 and not any(plain.is_pair(i) for i in range(200))
+    for i in range(8):
+        a, b = plain[i], paired[i]
+        if not which[i]:  # the other samples are exactly those of a run without pairs
+            assert a["text"] == b["text"] and torch.equal(a["image"], b["image"])
+            continue
+        source, target = paired.record(i, pair=True)
+        assert b["text"] == target.text != a["text"] == source.text and b["key"].endswith("-pair")
+        assert torch.equal(b["mask"], a["mask"])  # the old word's box
+        # the model sees the old word's scene around the box and must produce the new word's
+        assert torch.equal(b["masked_image"], a["masked_image"]) and not torch.equal(b["image"], a["image"])
+    with pytest.raises(ConfigError, match="data.edit_pairs"):
+        IndexedSamples(load_config("test", overrides=["data.edit_pairs=1.5"]))
+    with pytest.raises(ConfigError, match="synthetic generator"):
+        IndexedSamples(load_config("test", overrides=["data.edit_pairs=0.5"]), source="shards:/nowhere")

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--preset", default="tiny")
     v.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    v.add_argument("--edit-pairs", action="store_true",
+                   help="synthetic sources: draw each scene as an edit pair (data.edit_pairs' training samples)")
     v.set_defaults(func=_preview)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
@@ -51,7 +53,7 @@ def _preview(args: argparse.Namespace) -> int:
     import itertools
 
     from ..data.preview import preview_grid
-    from ..data.sources import open_source
+    from ..data.sources import SynthSource, open_source
     from ..errors import DatasetError
     from ..io_utils import atomic_save_image
 
@@ -59,7 +61,12 @@ def _preview(args: argparse.Namespace) -> int:
         raise DatasetError("--num must be at least 1")
     cfg = _cfg(args)
     src = open_source(args.source, cfg, seed=args.seed)
-    records = list(itertools.islice(iter(src), args.num))
+    if args.edit_pairs:
+        if not isinstance(src, SynthSource):
+            raise DatasetError(f"--edit-pairs needs a synthetic source (synth, synth:N, bench), not {args.source!r}")
+        records = [src.generator.sample_pair(i) for i in range(args.num)]
+    else:
+        records = list(itertools.islice(iter(src), args.num))
     if not records:
         raise DatasetError(f"source {args.source!r} yielded no records")
     atomic_save_image(args.out, preview_grid(records, cfg))

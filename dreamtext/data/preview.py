@@ -3,7 +3,9 @@
 One row per record: the scene with its word quad (green), character quads
 (yellow) and character masks (one colour per character); the model-ready
 image; the same with the region mask outline and the resized character masks;
-and the grayscale word crop the visual encoder reads.
+and the grayscale word crop the visual encoder reads. For edit pairs
+(``dreamtext data preview synth --edit-pairs``), one row per pair: both
+scenes, the masked source window the model is given and the target window.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def preview_row(record: TextRecord, cfg) -> Image.Image:
     sample = make_model_sample(record, cfg)
     H, W = cfg.image_size
     up = ROW_H / H
-    model_rgb = ((sample["image"].transpose(1, 2, 0) + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    model_rgb = _to_rgb(sample["image"])
     clean, _ = _fit(model_rgb, ROW_H)
     n = len(record.text)
     masks = sample["char_masks"][:n] if sample["has_char_masks"] else None
@@ -67,19 +69,46 @@ def preview_row(record: TextRecord, cfg) -> Image.Image:
     d.line([tuple(p) for p in q] + [tuple(q[0])], fill=(0, 255, 0), width=1)
     crop = ((sample["word_crop"][0] + 1) * 127.5).clip(0, 255).astype(np.uint8)
     crop_im, _ = _fit(np.stack([crop] * 3, -1), ROW_H // 2)
-    parts = [scene, clean, over, crop_im]
+    return _row([scene, clean, over, crop_im], f"{record.text!r}  [{record.source}]")
+
+
+def _row(parts: list[Image.Image], caption: str) -> Image.Image:
     width = sum(p.width for p in parts) + 8 * len(parts) + 200
     row = Image.new("RGB", (width, ROW_H + 4), (30, 30, 30))
     x = 4
     for p in parts:
         row.paste(p, (x, 2))
         x += p.width + 8
-    ImageDraw.Draw(row).text((x, ROW_H // 2 - 6), f"{record.text!r}  [{record.source}]", fill=(255, 255, 255))
+    ImageDraw.Draw(row).text((x, ROW_H // 2 - 6), caption, fill=(255, 255, 255))
     return row
 
 
-def preview_grid(records: list[TextRecord], cfg) -> Image.Image:
-    rows = [preview_row(r, cfg) for r in records]
+def _to_rgb(chw: np.ndarray) -> np.ndarray:
+    """A model-ready (3, H, W) image in [-1, 1] as uint8 (H, W, 3)."""
+    return ((chw.transpose(1, 2, 0) + 1) * 127.5).clip(0, 255).astype(np.uint8)
+
+
+def preview_pair_row(source: TextRecord, target: TextRecord, cfg) -> Image.Image:
+    """An edit pair (``SynthGenerator.sample_pair``): both scenes with the box (green), then what the model
+    is given (the source's window, masked in the old word's box) and what it must write there (the target's)."""
+    from .transforms import make_model_sample
+
+    scenes = []
+    for rec in (source, target):
+        im, s = _fit(rec.image, ROW_H)
+        _draw_quads(im, source.word_quad, None, s)
+        scenes.append(im)
+    given = TextRecord(image=target.image, text=target.text, word_quad=source.word_quad,
+                       char_masks=target.char_masks, source=target.source, key=target.key)
+    sample = make_model_sample(given, cfg, context=source.image)
+    seen, _ = _fit(_to_rgb(sample["masked_image"]), ROW_H)
+    want, _ = _fit(_to_rgb(sample["image"]), ROW_H)
+    return _row(scenes + [seen, want], f"{source.text!r} -> {target.text!r}")
+
+
+def preview_grid(records: list, cfg) -> Image.Image:
+    """One row per record, or per edit pair when an item is a (source, target) tuple."""
+    rows = [preview_pair_row(*r, cfg) if isinstance(r, tuple) else preview_row(r, cfg) for r in records]
     if not rows:
         return Image.new("RGB", (64, 16), (30, 30, 30))
     w = max(r.width for r in rows)

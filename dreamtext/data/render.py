@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from .backgrounds import sample_background
 from .fonts import list_fonts, load_font
 from .record import TextRecord
-from .words import sample_word
+from .words import replacement_word, sample_word
 
 MASK_THRESHOLD = 0.4  # coverage above which a pixel belongs to its glyph's mask
 
@@ -189,6 +189,17 @@ def _apply_h(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
+def _fit_ink_box(boxes: np.ndarray, onto: np.ndarray) -> np.ndarray:
+    """3×3 affine (float64) mapping the ink box of ``boxes`` (n, 4) onto the ink box of ``onto`` (m, 4),
+    both (x0, y0, x1, y1) per character in line pixels: scaled along and across, then shifted."""
+    def extent(b):
+        return np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()], np.float64)
+
+    (x0, y0, x1, y1), (u0, v0, u1, v1) = extent(boxes), extent(onto)
+    sx, sy = (u1 - u0) / max(x1 - x0, 1e-6), (v1 - v0) / max(y1 - y0, 1e-6)
+    return np.array([[sx, 0.0, u0 - sx * x0], [0.0, sy, v0 - sy * y0], [0.0, 0.0, 1.0]])
+
+
 def _luma(c: np.ndarray) -> float:
     return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]) / 255.0
 
@@ -240,9 +251,35 @@ class SynthGenerator:
             i += 1
 
     def sample(self, index: int) -> TextRecord:
+        """Record ``index``: its own word in its own scene."""
+        return self._render(index, pair=False)[0]
+
+    def sample_pair(self, index: int) -> tuple[TextRecord, TextRecord]:
+        """An edit pair: record ``index`` (the source) and its scene written with another word (the target).
+
+        The target's word has the source's length (:func:`replacement_word`, from the generator's own word
+        split, seeded by ``(seed, index)``). Background, font, colours, effects, lighting and sensor noise
+        are the same draws, so the two images differ only where either word's ink (or its shadow and
+        outline) lies. The target's ink box is fitted onto the source's, along and across the line, as
+        the glyph prior fits a word into its box: both share one ``word_quad`` (on an arc, near enough),
+        the box an edit is given. ``sample_pair(i)[0]`` equals ``sample(i)``.
+        """
+        source, target = self._render(index, pair=True)
+        target.key += "-pair"
+        return source, target
+
+    def _render(self, index: int, pair: bool) -> list[TextRecord]:
+        """The scene of ``index`` with its own word, and with a replacement word when ``pair``.
+
+        Every random draw happens once, in the same order whether ``pair`` or not (a plain sample is
+        the same with or without it); the second word is drawn from its own stream.
+        """
         p = self.params
         rng = np.random.default_rng([self.seed, int(index), 0x5CE7E])
         text = sample_word(rng, p.max_len, p.words, p.split, p.glyph_balance)
+        texts = [text]
+        if pair:
+            texts.append(replacement_word(text, np.random.default_rng([self.seed, int(index), 0xED17]), p.split))
         font_path = self.fonts[int(rng.integers(len(self.fonts)))]
         # Glyph bitmaps are cached per (font, size): sizes are snapped to steps of 6 px and the
         # continuous size variety comes from the homography's scale instead.
@@ -250,9 +287,11 @@ class SynthGenerator:
         size = int(p.font_px[0] + 6 * round((want - p.font_px[0]) / 6))
         scale = want / size
         tracking = size * (rng.uniform(-0.02, 0.2) if rng.random() < 0.3 else 0.0)
-        alpha, owner, boxes = _layout(text, font_path, size, tracking)
+        lines = [_layout(t, font_path, size, tracking) for t in texts]
+        alpha, _, boxes = lines[0]  # the source word's line sets the geometry
         lh, lw = alpha.shape
-
+        # Per word: its line coordinates → the source word's (identity for the source itself).
+        fits = [np.eye(3)] + [_fit_ink_box(b, boxes) for _, _, b in lines[1:]]
         # ---- geometry: optional arc, then one homography onto the scene
         arc = None
         if len(text) >= 3 and rng.random() < p.p_arc:
@@ -292,33 +331,39 @@ class SynthGenerator:
         def to_scene(pts: np.ndarray) -> np.ndarray:
             return _apply_h(H, arc.forward(pts) if arc is not None else pts)
 
-        # ---- warp coverage and ownership into the scene, restricted to the text's bounding box
+        # ---- warp each word's coverage and ownership into the scene, restricted to the source's box
         rx0, ry0 = (np.floor(dst.min(0)) - 2).astype(int).clip(0)
         rx1 = int(min(canvas_w, np.ceil(dst[:, 0].max()) + 2))
         ry1 = int(min(canvas_h, np.ceil(dst[:, 1].max()) + 2))
         roi_w, roi_h = rx1 - rx0, ry1 - ry0
         T = np.array([[1, 0, -rx0], [0, 1, -ry0], [0, 0, 1]], np.float64)
-        if arc is None:
-            Hr = T @ H
-            a_roi = cv2.warpPerspective(alpha, Hr, (roi_w, roi_h), flags=cv2.INTER_LINEAR)
-            o_roi = cv2.warpPerspective(owner, Hr, (roi_w, roi_h), flags=cv2.INTER_NEAREST)
-        else:
+        if arc is not None:  # scene pixel → the source's line coordinates, through the arc
             yy, xx = np.mgrid[ry0:ry1, rx0:rx1].astype(np.float64)
             Hi = np.linalg.inv(H)
             den = Hi[2, 0] * xx + Hi[2, 1] * yy + Hi[2, 2]
             X = (Hi[0, 0] * xx + Hi[0, 1] * yy + Hi[0, 2]) / den
             Y = (Hi[1, 0] * xx + Hi[1, 1] * yy + Hi[1, 2]) / den
-            mx, my = arc.inverse(X, Y)
-            mx, my = mx.astype(np.float32), my.astype(np.float32)
-            a_roi = cv2.remap(alpha, mx, my, cv2.INTER_LINEAR, borderValue=0)
-            o_roi = cv2.remap(owner, mx, my, cv2.INTER_NEAREST, borderValue=0)
+            arc_x, arc_y = arc.inverse(X, Y)
+        inks = []  # per word: coverage a_roi float32 (roi_h, roi_w), owner o_roi uint8 (roi_h, roi_w)
+        for (alpha_k, owner_k, _), fit in zip(lines, fits):
+            if arc is None:
+                Hr = T @ H @ fit
+                inks.append((cv2.warpPerspective(alpha_k, Hr, (roi_w, roi_h), flags=cv2.INTER_LINEAR),
+                             cv2.warpPerspective(owner_k, Hr, (roi_w, roi_h), flags=cv2.INTER_NEAREST)))
+            else:
+                inv = np.linalg.inv(fit)  # the source's line coordinates → this word's
+                mx = (inv[0, 0] * arc_x + inv[0, 2]).astype(np.float32)
+                my = (inv[1, 1] * arc_y + inv[1, 2]).astype(np.float32)
+                inks.append((cv2.remap(alpha_k, mx, my, cv2.INTER_LINEAR, borderValue=0),
+                             cv2.remap(owner_k, mx, my, cv2.INTER_NEAREST, borderValue=0)))
+        a_roi = inks[0][0]
 
-        # ---- background and ink
+        # ---- background and ink: one set of draws, painted once per word
         bg = sample_background(rng, canvas_h, canvas_w)
-        scene = bg.astype(np.float32)
-        roi = scene[ry0:ry1, rx0:rx1]
+        scenes = [bg.astype(np.float32) for _ in texts]
+        rois = [scene[ry0:ry1, rx0:rx1] for scene in scenes]
         ink = (a_roi > 0.05).astype(np.uint8)
-        under = np.array(cv2.mean(roi, mask=ink if ink.any() else None)[:3], np.float32)
+        under = np.array(cv2.mean(rois[0], mask=ink if ink.any() else None)[:3], np.float32)
         bg_l = _luma(under)
         colour = _contrasting_colour(rng, bg_l)
         if rng.random() < 0.25:  # harmonise: take the hue of a scene pixel, keep the contrasting lightness
@@ -332,49 +377,63 @@ class SynthGenerator:
             ramp = np.linspace(0, 1, roi_w, dtype=np.float32)[None, :, None]
             fill = colour * (1 - ramp) + c2 * ramp
         if rng.random() < 0.35:  # painted on the surface: the surface's shading shows through the ink
-            shade = cv2.cvtColor(roi, cv2.COLOR_RGB2GRAY)[..., None] / max(float(under.mean()), 1.0)
+            shade = cv2.cvtColor(rois[0], cv2.COLOR_RGB2GRAY)[..., None] / max(float(under.mean()), 1.0)
             fill = fill * np.clip(0.75 + 0.25 * shade, 0.5, 1.3)
         if rng.random() < p.p_shadow:
             dx, dy = rng.integers(-3, 4), rng.integers(1, 4)
-            sh = np.roll(a_roi, (int(dy), int(dx)), (0, 1))
-            sh = cv2.GaussianBlur(sh, (0, 0), rng.uniform(0.6, 1.8))[..., None] * rng.uniform(0.4, 0.8)
+            blur, strength = rng.uniform(0.6, 1.8), rng.uniform(0.4, 0.8)
             shadow_col = 0.0 if bg_l > 0.25 else 255.0
-            roi[:] = roi * (1 - sh) + shadow_col * sh
+            for roi, (a_k, _) in zip(rois, inks):
+                sh = np.roll(a_k, (int(dy), int(dx)), (0, 1))
+                sh = cv2.GaussianBlur(sh, (0, 0), blur)[..., None] * strength
+                roi[:] = roi * (1 - sh) + shadow_col * sh
         if rng.random() < p.p_outline:
             k = int(rng.integers(1, 3))
-            border = cv2.dilate(a_roi, np.ones((2 * k + 1, 2 * k + 1), np.uint8))[..., None]
             border_col = _contrasting_colour(rng, _luma(colour), 0.4)
-            roi[:] = roi * (1 - border) + border_col * border
+            for roi, (a_k, _) in zip(rois, inks):
+                border = cv2.dilate(a_k, np.ones((2 * k + 1, 2 * k + 1), np.uint8))[..., None]
+                roi[:] = roi * (1 - border) + border_col * border
         opacity = rng.uniform(0.85, 1.0)
-        a3 = a_roi[..., None] * opacity
-        roi += (fill - roi) * a3
+        for roi, (a_k, _) in zip(rois, inks):
+            roi += (fill - roi) * (a_k[..., None] * opacity)
 
-        # ---- scene-wide camera effects
+        # ---- scene-wide camera effects, the same for every word
+        gain = None
         if rng.random() < 0.3:  # uneven lighting
-            gx = np.linspace(rng.uniform(0.7, 1.1), rng.uniform(0.9, 1.25), canvas_w, dtype=np.float32)
-            scene *= gx[None, :, None]
-        if rng.random() < p.p_blur:
-            scene = cv2.GaussianBlur(scene, (0, 0), rng.uniform(0.3, 1.0))
-        if rng.random() < p.p_noise:
-            scene += _noise_patch(rng, canvas_h, canvas_w) * rng.uniform(1.5, 7.0)
-        np.clip(scene, 0, 255, out=scene)
-        image = scene.astype(np.uint8)
-        if rng.random() < p.p_jpeg:
-            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 92))])
-            image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # channel order is irrelevant to the codec
+            gain = np.linspace(rng.uniform(0.7, 1.1), rng.uniform(0.9, 1.25), canvas_w, dtype=np.float32)[None, :, None]
+        blur = rng.uniform(0.3, 1.0) if rng.random() < p.p_blur else None
+        noise = _noise_patch(rng, canvas_h, canvas_w) * rng.uniform(1.5, 7.0) if rng.random() < p.p_noise else None
+        quality = int(rng.integers(35, 92)) if rng.random() < p.p_jpeg else None
+        records = []
+        for k, (scene, word, (a_k, o_k), (_, _, boxes_k), fit) in enumerate(zip(scenes, texts, inks, lines, fits)):
+            if gain is not None:
+                scene *= gain
+            if blur is not None:
+                scene = cv2.GaussianBlur(scene, (0, 0), blur)
+            if noise is not None:
+                scene += noise
+            np.clip(scene, 0, 255, out=scene)
+            image = scene.astype(np.uint8)
+            if quality is not None:
+                ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # channel order is irrelevant to the codec
 
-        # ---- ground truth: exact glyph pixels, ink boxes mapped through the same geometry
-        n = len(text)
-        char_masks = np.zeros((n, canvas_h, canvas_w), bool)
-        labels = np.where(a_roi >= MASK_THRESHOLD, o_roi, 0)
-        char_masks[:, ry0:ry1, rx0:rx1] = labels[None] == np.arange(1, n + 1, dtype=np.uint8)[:, None, None]
-        char_quads = to_scene(_box_quads(boxes).reshape(-1, 2)).reshape(n, 4, 2)
-        if arc is None:
-            ink_box = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
-            word_quad = to_scene(_box_quads(ink_box[None])[0])
-        else:
-            rect = cv2.minAreaRect(char_quads.reshape(-1, 2).astype(np.float32))
-            direction = char_quads[-1].mean(0) - char_quads[0].mean(0) if n > 1 else (H[:2, 0])
-            word_quad = _order_quad(cv2.boxPoints(rect).astype(np.float64), np.asarray(direction, np.float64))
-        return TextRecord(image=image, text=text, word_quad=word_quad, char_quads=char_quads,
-                          char_masks=char_masks, source=self.source, key=f"{self.source}-{self.seed}-{index}")
+            # ---- ground truth: exact glyph pixels, ink boxes mapped through the same geometry
+            n = len(word)
+            char_masks = np.zeros((n, canvas_h, canvas_w), bool)
+            labels = np.where(a_k >= MASK_THRESHOLD, o_k, 0)
+            char_masks[:, ry0:ry1, rx0:rx1] = labels[None] == np.arange(1, n + 1, dtype=np.uint8)[:, None, None]
+            line_boxes = boxes_k if k == 0 else _apply_h(fit, boxes_k.reshape(-1, 2)).reshape(-1, 4)
+            char_quads = to_scene(_box_quads(line_boxes).reshape(-1, 2)).reshape(n, 4, 2)
+            if arc is None:
+                ink_box = np.array([line_boxes[:, 0].min(), line_boxes[:, 1].min(),
+                                    line_boxes[:, 2].max(), line_boxes[:, 3].max()])
+                word_quad = to_scene(_box_quads(ink_box[None])[0])
+            else:
+                rect = cv2.minAreaRect(char_quads.reshape(-1, 2).astype(np.float32))
+                direction = char_quads[-1].mean(0) - char_quads[0].mean(0) if n > 1 else (H[:2, 0])
+                word_quad = _order_quad(cv2.boxPoints(rect).astype(np.float64), np.asarray(direction, np.float64))
+            records.append(TextRecord(image=image, text=word, word_quad=word_quad, char_quads=char_quads,
+                                      char_masks=char_masks, source=self.source,
+                                      key=f"{self.source}-{self.seed}-{index}"))
+        return records

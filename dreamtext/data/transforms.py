@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..charset import encode
-from ..errors import ConfigError, RegionError
+from ..errors import ConfigError, DatasetError, RegionError
 from .record import TextRecord
 
 CHAR_MASK_THRESHOLD = 0.4  # area coverage above which a resized mask pixel stays in the character
@@ -218,7 +218,8 @@ def loosen_quad(quad: np.ndarray, rng: np.random.Generator, slack: float) -> np.
                      quad[2] + right * along + bottom * across, quad[3] - left * along + bottom * across])
 
 
-def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None = None) -> dict:
+def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None = None,
+                      context: np.ndarray | None = None) -> dict:
     """One training / evaluation sample at ``cfg.image_size`` (see docs/ARCHITECTURE.md "data/").
 
     Keys: image f32 (3,H,W) [-1,1]; mask f32 (1,H,W); masked_image f32 (3,H,W); char_masks f32 (L,H,W);
@@ -226,6 +227,9 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     word_quad f32 (4,2) in model pixels; glyph f32 (1,H,W) when cfg.glyph_prior; text str; key str.
     ``rng`` (training only) draws the loosened region of ``data.box_slack``; without it, or with a slack of 0,
     the transform is deterministic and the region is the word's quad (evaluation, the benchmark).
+    ``context`` uint8 (H, W, 3), the size of ``record.image``: the scene the model sees around the region
+    (``masked_image``) when it is not the record's own: an edit pair's source, whose word the model
+    replaces by ``record``'s (render.SynthGenerator.sample_pair). ``image`` stays the record's: the target.
     """
     H, W = cfg.image_size
     L = cfg.max_len
@@ -242,6 +246,13 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     region = loosen_quad(quad, rng, slack) if rng is not None and slack > 0 else quad
     mask = fill_quad(region, (H, W))
     image = img.astype(np.float32).transpose(2, 0, 1) * (1.0 / 127.5) - 1.0
+    seen = image
+    if context is not None:
+        if context.dtype != np.uint8 or context.shape != record.image.shape:
+            raise DatasetError(f"record {record.key!r}: the context scene must be uint8 {record.image.shape}, like "
+                               f"the record's image, got {context.dtype} {context.shape}")
+        seen = warp(context, matrix, (H, W), border="replicate").astype(np.float32).transpose(2, 0, 1) \
+            * (1.0 / 127.5) - 1.0
     char_masks = np.zeros((L, H, W), np.float32)
     n = len(record.text)
     if record.char_masks is not None:
@@ -262,7 +273,7 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     out = {
         "image": image,
         "mask": mask[None],
-        "masked_image": image * (1.0 - mask[None]),
+        "masked_image": seen * (1.0 - mask[None]),
         "char_masks": char_masks,
         "has_char_masks": np.float32(record.char_masks is not None),
         "char_valid": (token_ids > 0).astype(np.float32),

@@ -130,18 +130,13 @@ def sample_word(rng: np.random.Generator, max_len: int, words: str = "english+ra
     return random_word(rng, max_len)
 
 
-def edit_word_for(text: str, index: int) -> str:
-    """The fixed held-out target of the editing task for a source word: same length, different text.
-
-    A ``bench`` English word of ``len(text)`` letters, cased like ``text``, chosen by
-    ``index`` (so benchmark item ``index`` always gets the same target); a seeded
-    random string of that length when the held-out list has no such word.
-    """
+def replacement_word(text: str, rng: np.random.Generator, split: str = "train") -> str:
+    """Another word of ``len(text)`` characters to write in ``text``'s place: an English word of ``split``,
+    cased like ``text``, when ``text`` is all letters and the split has one that long; else a random string."""
     n = len(text)
     if n == 0:
-        raise DatasetError("edit_word_for needs a non-empty source word")
-    rng = np.random.default_rng([0xED17, int(index), n])
-    pool = [w for w in english_words("bench") if len(w) == n and w != text.lower()]
+        raise DatasetError("a replacement word needs a non-empty source word")
+    pool = [w for w in english_words(split) if len(w) == n and w != text.lower()]
     if pool and text.isalpha():
         word = pool[int(rng.integers(len(pool)))]
         if text.isupper():
@@ -153,4 +148,16 @@ def edit_word_for(text: str, index: int) -> str:
         word = random_word(rng, n, length=n)
         if word != text:
             return word
-    raise DatasetError(f"could not find an edit target for {text!r}")  # pragma: no cover
+    raise DatasetError(f"could not find a replacement for {text!r}")  # pragma: no cover
+
+
+def edit_word_for(text: str, index: int) -> str:
+    """The fixed held-out target of the editing task for a source word: same length, different text.
+
+    A ``bench`` English word of ``len(text)`` letters, cased like ``text``, chosen by
+    ``index`` (so benchmark item ``index`` always gets the same target); a seeded
+    random string of that length when the held-out list has no such word.
+    """
+    if not text:
+        raise DatasetError("edit_word_for needs a non-empty source word")
+    return replacement_word(text, np.random.default_rng([0xED17, int(index), len(text)]), "bench")
