@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 
@@ -92,18 +91,10 @@ def _load(cache: Path):
     return (np.concatenate(crops)[order], np.concatenate(masks)[order], [rows[k] for k in order], meta["task"])
 
 
-def _sign_test(better: int, worse: int) -> float:
-    """Two-sided exact sign test over the discordant pairs."""
-    n = better + worse
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
 def score(args) -> None:
     import numpy as np
 
+    from dreamtext.compare import sign_test
     from dreamtext.metrics import ned
     from dreamtext.verifier import load_verifier, score_crops
 
@@ -135,7 +126,7 @@ def score(args) -> None:
         better, worse = int((chosen & ~right[:, 0]).sum()), int((~chosen & right[:, 0]).sum())
         print(f"| {k} | {100 * chosen.mean():.1f} % | {neds[np.arange(n), pick].mean():.3f} | "
               f"{100 * right[:, :k].any(1).mean():.1f} % | "
-              f"{better} / {worse} | {_sign_test(better, worse):.2g} |")
+              f"{better} / {worse} | {sign_test(better, worse):.2g} |")
         k *= 2
     if args.picture:
         _picture(args.picture, crops, rows, right, logp, args.picture_rows)

@@ -1,0 +1,88 @@
+"""Two evaluation runs compared record by record: the paired test a new model version needs.
+
+``dreamtext eval`` writes one ``samples.csv`` row per record (``index``, ``target``, ``seq_acc_ci``,
+``ned``, ...). Two runs of the same task on the same records (same split, seeds and targets) differ
+only by the model or its settings, so a record-by-record comparison is far more sensitive than the two
+means: SeqAcc by the exact two-sided sign test over the records only one run reads right, NED by the
+mean of the per-record differences with a seeded bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+
+NEEDED_COLUMNS = ("index", "target", "seq_acc_ci", "ned")
+
+
+def sign_test(better: int, worse: int) -> float:
+    """Two-sided exact sign test over the discordant pairs (records right in one run only)."""
+    n = better + worse
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def load_rows(run: str | Path) -> dict[int, dict]:
+    """``{index: row}`` of an eval run's ``samples.csv`` (the run folder or the file itself)."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "samples.csv"
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist: give a `dreamtext eval --out` folder or its samples.csv")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in NEEDED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DatasetError(f"{path} lacks the column(s) {', '.join(missing)}: not a `dreamtext eval` samples.csv")
+        rows = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows[int(row["index"])] = {**row, "seq_acc_ci": int(float(row["seq_acc_ci"])), "ned": float(row["ned"])}
+            except ValueError as e:
+                raise DatasetError(f"{path} line {line}: {e}") from None
+    return rows
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, boot: int = 4000, seed: int = 0) -> dict:
+    """Paired comparison of run B against run A over the records both hold.
+
+    Returns ``n``; ``seq_acc_a`` / ``seq_acc_b`` (fractions); ``only_a`` / ``only_b`` (records read right in
+    one run only) and ``sign_p``; ``ned_a`` / ``ned_b`` and ``ned_diff`` (mean of B − A per record) with
+    ``ned_diff_ci`` (95 % bootstrap over records, ``boot`` resamples of seed ``seed``).
+    Raises :class:`DatasetError` when the runs share no record or ask for different words on one.
+    """
+    a, b = load_rows(run_a), load_rows(run_b)
+    idx = sorted(set(a) & set(b))
+    if not idx:
+        raise DatasetError(f"{run_a} and {run_b} share no record index")
+    clash = [i for i in idx if a[i]["target"] != b[i]["target"]]
+    if clash:
+        i = clash[0]
+        raise DatasetError(f"record {i} asks for {a[i]['target']!r} in {run_a} but {b[i]['target']!r} in {run_b}: "
+                           f"not the same task and split ({len(clash)} record(s) differ)")
+    right_a = np.array([a[i]["seq_acc_ci"] for i in idx], bool)
+    right_b = np.array([b[i]["seq_acc_ci"] for i in idx], bool)
+    diff = np.array([b[i]["ned"] - a[i]["ned"] for i in idx])
+    means = np.random.default_rng(seed).choice(diff, size=(boot, len(diff))).mean(1)
+    only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    return {
+        "n": len(idx), "seq_acc_a": float(right_a.mean()), "seq_acc_b": float(right_b.mean()),
+        "only_a": only_a, "only_b": only_b, "sign_p": sign_test(only_b, only_a),
+        "ned_a": float(np.mean([a[i]["ned"] for i in idx])), "ned_b": float(np.mean([b[i]["ned"] for i in idx])),
+        "ned_diff": float(diff.mean()), "ned_diff_ci": (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))),
+    }
+
+
+def comparison_line(c: dict) -> str:
+    """One line of what :func:`compare_runs` found."""
+    lo, hi = c["ned_diff_ci"]
+    return (f"{c['n']} records: SeqAcc A {100 * c['seq_acc_a']:.1f} % → B {100 * c['seq_acc_b']:.1f} % "
+            f"(right only in A {c['only_a']}, only in B {c['only_b']}; sign test p = {c['sign_p']:.2g}); "
+            f"NED {c['ned_a']:.3f} → {c['ned_b']:.3f} (B − A {c['ned_diff']:+.3f}, 95 % CI [{lo:+.3f}, {hi:+.3f}])")
