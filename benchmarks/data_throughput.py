@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from dreamtext.config import load_config
     from dreamtext.data.render import SynthGenerator, SynthParams, _glyph, warm_glyph_cache
-    from dreamtext.data.transforms import make_model_sample
+    from dreamtext.data.transforms import make_edit_sample, make_model_sample
 
     cfg = load_config(args.preset)
     gen = SynthGenerator(cfg, seed=0)
@@ -63,11 +63,6 @@ def main(argv=None) -> int:
     warm_s = time.perf_counter() - t0
     misses0 = _glyph.cache_info().misses
 
-    def pair_sample(i):
-        source, target = gen.sample_pair(i)
-        target.word_quad = source.word_quad
-        return make_model_sample(target, cfg, context=source.image)
-
     results = {"generator": [], "transform": [], "both": [], "pair": []}
     for r in range(args.repeats):
         idx = list(range(r * args.num, (r + 1) * args.num))
@@ -75,7 +70,7 @@ def main(argv=None) -> int:
         records = [gen.sample(i) for i in idx]
         results["transform"].append(_rate(lambda rec: make_model_sample(rec, cfg), records))
         results["both"].append(_rate(lambda i: make_model_sample(gen.sample(i), cfg), idx))
-        results["pair"].append(_rate(pair_sample, idx))
+        results["pair"].append(_rate(lambda i: make_edit_sample(*gen.sample_pair(i), cfg), idx))
     summary = {
         "preset": args.preset, "image_size": list(cfg.image_size), "num": args.num, "repeats": args.repeats,
         "warmup_samples": args.warmup, "warmup_s": round(warm_s, 1), "cpu_count": os.cpu_count(),

@@ -337,13 +337,11 @@ class IndexedSamples(torch.utils.data.Dataset):
         return self.edit_pairs > 0 and np.random.default_rng([self.seed, int(index), 0xED1A]).random() < self.edit_pairs
 
     def __getitem__(self, index: int) -> dict:
-        from .data.transforms import make_model_sample
+        from .data.transforms import make_edit_sample, make_model_sample
 
         rng = np.random.default_rng([self.seed, int(index), 0x7A5F])
         if self.is_pair(index):
-            source, target = self.record(index, pair=True)
-            target.word_quad = source.word_quad  # the box an edit is given: the old word's
-            sample = make_model_sample(target, self.cfg, rng=rng, context=source.image)
+            sample = make_edit_sample(*self.record(index, pair=True), self.cfg, rng=rng)
         else:
             sample = make_model_sample(self.record(index), self.cfg, rng=rng)
         return {k: (torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v) for k, v in sample.items()}

@@ -91,16 +91,14 @@ def _to_rgb(chw: np.ndarray) -> np.ndarray:
 def preview_pair_row(source: TextRecord, target: TextRecord, cfg) -> Image.Image:
     """An edit pair (``SynthGenerator.sample_pair``): both scenes with the box (green), then what the model
     is given (the source's window, masked in the old word's box) and what it must write there (the target's)."""
-    from .transforms import make_model_sample
+    from .transforms import make_edit_sample
 
     scenes = []
     for rec in (source, target):
         im, s = _fit(rec.image, ROW_H)
         _draw_quads(im, source.word_quad, None, s)
         scenes.append(im)
-    given = TextRecord(image=target.image, text=target.text, word_quad=source.word_quad,
-                       char_masks=target.char_masks, source=target.source, key=target.key)
-    sample = make_model_sample(given, cfg, context=source.image)
+    sample = make_edit_sample(source, target, cfg)
     seen, _ = _fit(_to_rgb(sample["masked_image"]), ROW_H)
     want, _ = _fit(_to_rgb(sample["image"]), ROW_H)
     return _row(scenes + [seen, want], f"{source.text!r} -> {target.text!r}")

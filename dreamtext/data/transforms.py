@@ -288,3 +288,11 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
 
         out["glyph"] = render_glyph(record.text, region, (H, W))[None]
     return out
+
+
+def make_edit_sample(source: TextRecord, target: TextRecord, cfg, rng: np.random.Generator | None = None) -> dict:
+    """The model-ready sample of an edit pair (``SynthGenerator.sample_pair``): ``make_model_sample`` of the
+    target word in the *source* word's box, the model's input cut from the source scene."""
+    from dataclasses import replace
+
+    return make_model_sample(replace(target, word_quad=source.word_quad), cfg, rng=rng, context=source.image)
