@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import difflib
-from pathlib import Path
 
 import numpy as np
 
 
 def glyph_errors(folders: list[str]) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
     """(occurrences, misses) per target glyph and (target, read) confusions of equal-length replacements."""
+    from dreamtext.compare import load_rows
+
     seen, missed, confused = collections.Counter(), collections.Counter(), collections.Counter()
     for folder in folders:
-        path = Path(folder) / "samples.csv"
-        if not path.is_file():
-            raise SystemExit(f"{path} does not exist: pass `dreamtext eval` output folders")
-        for row in csv.DictReader(path.open()):
+        for row in load_rows(folder).values():  # checks the file and its columns
             if row["ocr_ceiling_seq_acc_ci"] != "1":
                 continue
             target, read = row["target"], row["ocr"]

@@ -218,6 +218,11 @@ def loosen_quad(quad: np.ndarray, rng: np.random.Generator, slack: float) -> np.
                      quad[2] + right * along + bottom * across, quad[3] - left * along + bottom * across])
 
 
+def _model_range(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) pixel values in [0, 255] → float32 (3, H, W) in [-1, 1], the model's image range."""
+    return rgb.astype(np.float32).transpose(2, 0, 1) * (1.0 / 127.5) - 1.0
+
+
 def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None = None,
                       context: np.ndarray | None = None) -> dict:
     """One training / evaluation sample at ``cfg.image_size`` (see docs/ARCHITECTURE.md "data/").
@@ -245,14 +250,13 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
         raise ConfigError(f"data.box_slack must be in [0, 1] (a fraction of the word's width), got {slack}")
     region = loosen_quad(quad, rng, slack) if rng is not None and slack > 0 else quad
     mask = fill_quad(region, (H, W))
-    image = img.astype(np.float32).transpose(2, 0, 1) * (1.0 / 127.5) - 1.0
+    image = _model_range(img)
     seen = image
     if context is not None:
         if context.dtype != np.uint8 or context.shape != record.image.shape:
             raise DatasetError(f"record {record.key!r}: the context scene must be uint8 {record.image.shape}, like "
                                f"the record's image, got {context.dtype} {context.shape}")
-        seen = warp(context, matrix, (H, W), border="replicate").astype(np.float32).transpose(2, 0, 1) \
-            * (1.0 / 127.5) - 1.0
+        seen = _model_range(warp(context, matrix, (H, W), border="replicate"))
     char_masks = np.zeros((L, H, W), np.float32)
     n = len(record.text)
     if record.char_masks is not None:
