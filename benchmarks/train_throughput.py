@@ -18,10 +18,11 @@ step time over ``--steps`` steps after 2 warm-up steps, as samples/s, for
   CPU (gloo), each process with ``--batch`` samples and cores/N threads:
   global samples/s = N·batch / step time.
 
-``--sweep B1,B2,...`` times only the full objective, one process, at each batch
+``--sweep B1,B2,... [--compile]`` times only the full objective, one process, at each batch
 size (on a GPU, where the tiny model's step is dominated by launching its
 kernels, samples/s grows with the batch until the card is busy: the sweep says
-which batch to train with). ``--set KEY=VALUE`` (repeatable) overrides any
+which batch to train with; ``--compile`` times each batch a second time with
+``train.compile=true``, its ``first_step_s`` the compilation). ``--set KEY=VALUE`` (repeatable) overrides any
 config setting, e.g. ``train.bf16=false`` or ``train.tf32=false``.
 
 Wall-clock medians depend on what else runs on the machine; the median CPU
@@ -67,20 +68,22 @@ def time_steps(cfg, full: bool, steps: int, warmup: int = 2) -> dict:
     trainer.acc.unwrap_model(trainer.objective).full = full
     batch = next(step_batches(cfg, trainer.rank, trainer.world, cfg.train.seed))
     batches = itertools.repeat(batch)
-    times, cpu = [], []
+    times, cpu, first = [], [], None
     for i in range(warmup + steps):
         trainer.acc.wait_for_everyone()
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.train_step(batches)
         c1 = time.process_time()  # this process's CPU time (all its threads), before waiting for the others
         trainer.acc.wait_for_everyone()
+        if i == 0:  # with train.compile, the compilation is in here
+            first = time.perf_counter() - t0
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             cpu.append(c1 - c0)
     step = statistics.median(times)
     n = cfg.train.batch_size * trainer.world
     return {"objective": "full" if full else "bare", "processes": trainer.world, "threads": torch.get_num_threads(),
-            "median_step_s": step, "samples_per_s": n / step, "median_step_cpu_s": statistics.median(cpu), "mixed_precision": trainer.acc.mixed_precision,
+            "median_step_s": step, "samples_per_s": n / step, "first_step_s": first, "median_step_cpu_s": statistics.median(cpu), "mixed_precision": trainer.acc.mixed_precision,
             "is_main": trainer.acc.is_main_process}
 
 
@@ -103,15 +106,18 @@ def _sweep(args, tmp: str) -> int:
         torch.set_num_threads(args.threads)
     rows, device = [], "cuda" if torch.cuda.is_available() else "cpu"
     for batch in (int(b) for b in args.sweep.split(",")):
-        cfg = _config(args.preset, batch, str(Path(tmp) / f"sweep{batch}"), tuple(args.set))
-        res = time_steps(cfg, True, args.steps)
-        row = {"batch": batch, "median_step_s": res["median_step_s"], "samples_per_s": res["samples_per_s"],
-               "mixed_precision": res["mixed_precision"], "device": device}
-        if device == "cuda":
-            row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            torch.cuda.reset_peak_memory_stats()
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        for compiled in (False, True) if args.compile else (False,):
+            extra = ("train.compile=true",) if compiled else ()
+            cfg = _config(args.preset, batch, str(Path(tmp) / f"sweep{batch}{'c' * compiled}"), (*args.set, *extra))
+            res = time_steps(cfg, True, args.steps)
+            row = {"batch": batch, "compile": cfg.train.compile, "median_step_s": res["median_step_s"],
+                   "samples_per_s": res["samples_per_s"], "first_step_s": res["first_step_s"],
+                   "mixed_precision": res["mixed_precision"], "device": device}
+            if device == "cuda":
+                row["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+                torch.cuda.reset_peak_memory_stats()
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
@@ -131,6 +137,8 @@ def main(argv=None) -> int:
     ap.add_argument("--procs", type=int, default=2, help="also time this many processes (0: skip)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per single process (0: torch's default)")
     ap.add_argument("--sweep", default=None, help="comma-separated batch sizes: time the full objective at each")
+    ap.add_argument("--compile", action="store_true",
+                    help="--sweep: time each batch eager and with train.compile (first_step_s holds the compilation)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one torchrun process

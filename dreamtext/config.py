@@ -133,6 +133,12 @@ class TrainConfig:
     # training scripts' --allow_tf32): several times the float32 rate once a batch is large enough to be
     # compute-bound. No effect on a CPU.
     tf32: bool = True
+    # torch.compile the UNet (in place: its weights keep their names) for training. The first step pays the
+    # compilation (~3 min for the tiny UNet on this 2-core CPU), every later one runs fused kernels: 1.25× on
+    # this CPU (BENCHMARKS.md, "Compiled training step"). A backend that fails falls back to eager with a
+    # warning, so a run is never lost to it. Probes and sample grids run eagerly (other shapes, no autograd).
+    compile: bool = False
+    compile_backend: str = "inductor"  # any torch.compile backend: "inductor", "aot_eager" (tests), ...
     grad_clip: float = 1.0
     ckpt_every: int = 250
     keep_ckpts: int = 3

@@ -43,7 +43,7 @@ import torch
 from .checkpoint import latest_checkpoint, read_config, read_json, read_tensors, save_checkpoint
 from .config import DreamTextConfig
 from .ema import EMA
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .io_utils import atomic_save_image
 from .train_utils import (
     MetricsLogger,
@@ -129,6 +129,24 @@ def _init_weights(model, source: str) -> None:
                               f"builds ({detail}); use the model settings it was trained with") from None
 
 
+def compile_unet(unet: torch.nn.Module, backend: str = "inductor") -> None:
+    """``torch.compile`` the UNet in place (``nn.Module.compile``): its parameters keep their names, so
+    checkpoints, the EMA and fine-tuning see the same module. Compilation happens at the first call.
+
+    A backend that cannot compile here (no C++ compiler, no Triton) must cost the speed-up, not the run:
+    dynamo's ``suppress_errors`` (process-wide) makes such a failure fall back to eager with a warning.
+    """
+    import torch._dynamo
+
+    if not backend:
+        raise ConfigError("train.compile_backend must name a torch.compile backend (e.g. 'inductor')")
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise ConfigError(f"train.compile_backend {backend!r} is not a torch.compile backend; known: "
+                          f"{', '.join(torch._dynamo.list_backends(exclude_tags=()))}")
+    torch._dynamo.config.suppress_errors = True
+    unet.compile(backend=backend)
+
+
 class _StopRequest:
     """SIGTERM, or a first Ctrl-C, asks the loop to stop after the current step (and checkpoint)."""
 
@@ -200,6 +218,8 @@ class Trainer:
         self.resumed_from = None
         if ckpt is not None:
             self._load(ckpt)
+        if cfg.train.compile:
+            compile_unet(self.model.unet, cfg.train.compile_backend)
         self.objective = TrainingObjective(self.model, cfg, full=True)
         self.objective, self.optimizer = self.acc.prepare(self.objective, self.optimizer)
         self.last_saved_step = self.step if ckpt is not None else -1
@@ -302,8 +322,8 @@ class Trainer:
         from .probe import probe_dir, run_probe
 
         model, was_training = self.model, self.model.training
-        try:
-            with self.ema.swapped_in(model):
+        try:  # eager: a compiled UNet would compile again for the probe's shapes and no-grad mode
+            with self.ema.swapped_in(model), torch.compiler.set_stance("force_eager"):
                 pipe = DreamTextPipeline(model, self.cfg, device=str(self.acc.device))  # puts the model in eval()
                 return run_probe(pipe, self.cfg.train, probe_dir(self.run_dir, self.step))
         finally:
@@ -329,7 +349,7 @@ class Trainer:
         was_training = model.training
         model.eval()
         try:
-            with self.ema.swapped_in(model):
+            with self.ema.swapped_in(model), torch.compiler.set_stance("force_eager"):
                 cond = model.make_cond(batch)
                 out = sample_with_attention(model, cond, make_scheduler(cfg), cfg.sample.steps, cfg.sample.guidance,
                                             torch.Generator().manual_seed(cfg.train.seed))
