@@ -19,14 +19,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_see_different_data_and_end_with_identical_weights(tmp_path):
-    prefix = tmp_path / "summary"
+def _torchrun_two(tmp_path, name: str, *overrides: str) -> tuple[dict, dict]:
+    """Train ARGS + overrides in two gloo processes into tmp_path/name; the two ranks' summaries."""
+    prefix = tmp_path / f"{name}-summary"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), str(ROOT / "tests" / "_train_dist_worker.py"), str(prefix),
-           f"train.out_dir={tmp_path / 'ddp'}", *ARGS]
+           f"train.out_dir={tmp_path / name}", *ARGS, *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"summary.rank{r}.json").read_text()) for r in (0, 1))
+    return tuple(json.loads((tmp_path / f"{name}-summary.rank{r}.json").read_text()) for r in (0, 1))
+
+
+def test_two_gloo_processes_see_different_data_and_end_with_identical_weights(tmp_path):
+    r0, r1 = _torchrun_two(tmp_path, "ddp")
     assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 1
     assert r0["is_main"] and not r1["is_main"]
     # the two processes trained on disjoint samples...
@@ -40,3 +45,12 @@ def test_two_gloo_processes_see_different_data_and_end_with_identical_weights(tm
     # only the main process wrote the run's files
     assert (tmp_path / "ddp" / "checkpoints" / "step_00000001" / "model.safetensors").is_file()
     assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_compiled_unet_under_ddp_keeps_the_processes_in_step(tmp_path):
+    # train.compile inside DDP: the gradient all-reduce still fires for the traced UNet's weights.
+    r0, r1 = _torchrun_two(tmp_path, "ddp-compiled", "train.max_steps=2", "train.compile=true",
+                           "train.compile_backend=aot_eager")
+    assert r0["step"] == r1["step"] == 2
+    assert r0["weights_digest"] == r1["weights_digest"]
+    assert set(r0["first_batch_texts"]).isdisjoint(r1["first_batch_texts"])
