@@ -19,9 +19,9 @@ eager = [r for r in rows if not r.get('compile')]
 top = max([r['samples_per_s'] for r in eager] or [0])
 best = min([r['batch'] for r in eager if r['samples_per_s'] >= 0.9 * top] or [128])
 left = float(sys.argv[2])
-rate = {r.get('compile', False): r for r in rows if r['batch'] == best}
-c = rate.get(True)
-wins = c is not None and c['samples_per_s'] * (left - c['first_step_s']) > rate[False]['samples_per_s'] * left
+at_best = {r.get('compile', False): r for r in rows if r['batch'] == best}
+c, e = at_best.get(True), at_best.get(False)
+wins = c is not None and e is not None and c['samples_per_s'] * (left - c['first_step_s']) > e['samples_per_s'] * left
 print(best, 'true' if wins else 'false')" $OUT/sweep.jsonl $LEFT)
 # The EMA's horizon in samples stays that of the shipped recipe (decay 0.999 at batch 128: ~128k samples);
 # at 0.999 a batch of 1,024 would average over the last ~1M samples, most of a short run and its start.
