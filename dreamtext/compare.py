@@ -69,13 +69,14 @@ def compare_runs(run_a: str | Path, run_b: str | Path, boot: int = 4000, seed: i
                            f"not the same task and split ({len(clash)} record(s) differ)")
     right_a = np.array([a[i]["seq_acc_ci"] for i in idx], bool)
     right_b = np.array([b[i]["seq_acc_ci"] for i in idx], bool)
-    diff = np.array([b[i]["ned"] - a[i]["ned"] for i in idx])
+    ned_a, ned_b = np.array([a[i]["ned"] for i in idx]), np.array([b[i]["ned"] for i in idx])
+    diff = ned_b - ned_a
     means = np.random.default_rng(seed).choice(diff, size=(boot, len(diff))).mean(1)
     only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     return {
         "n": len(idx), "seq_acc_a": float(right_a.mean()), "seq_acc_b": float(right_b.mean()),
         "only_a": only_a, "only_b": only_b, "sign_p": sign_test(only_b, only_a),
-        "ned_a": float(np.mean([a[i]["ned"] for i in idx])), "ned_b": float(np.mean([b[i]["ned"] for i in idx])),
+        "ned_a": float(ned_a.mean()), "ned_b": float(ned_b.mean()),
         "ned_diff": float(diff.mean()), "ned_diff_ci": (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))),
     }
 

@@ -69,7 +69,6 @@ def main(src: str, out: str) -> None:
     ax_mask.axhline(0.5, ls="--", c="C2", lw=0.8, label="target ≥ 0.5")
     ax_mask.set_ylabel("character-mask mIoU, reconstruction")
     ax_mask.set_ylim(0, 1)
-    ax_mask.set_xscale("log")
     ax_mask.set_xlim(ax_seq.get_xlim())  # the same span as the fitted curves
     for ax in (ax_seq, ax_mask):
         ax.set_xscale("log")
