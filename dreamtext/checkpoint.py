@@ -32,9 +32,55 @@ from .io_utils import atomic_dir
 _STEP = re.compile(r"(\d+)$")
 
 
+def export_mode(directory: str | Path, *, kind: str, force: bool = False) -> bool:
+    """Check that an export of ``kind`` ("pipeline", "verifier") may be written to ``directory``.
+
+    Returns ``merge``: False where the folder is absent, empty or an earlier export of the same kind
+    holding only files this program writes (it is replaced whole, atomically); True where ``force``
+    lets the export's files be written into a folder that holds other files (those are left alone).
+    Raises CheckpointError for a file in the way, a training checkpoint (its optimiser and EMA state
+    would be lost), a folder inside a run's ``checkpoints/``, or a non-empty foreign folder without
+    ``force``: a user's folder is never replaced.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        if directory.parent.name == "checkpoints":
+            raise CheckpointError(f"refusing to export into {str(directory)!r}: it is inside a run's checkpoints "
+                                  "folder, where resume would take it for a training checkpoint")
+        return False
+    if not directory.is_dir():
+        raise CheckpointError(f"export target {str(directory)!r} is a file, not a folder")
+    entries = sorted(p.name for p in directory.iterdir())
+    if not entries:
+        return False
+    state_kind = None
+    if (directory / "state.json").is_file():
+        try:
+            state_kind = json.loads((directory / "state.json").read_text()).get("kind")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            state_kind = "unreadable"
+    training = (directory.parent.name == "checkpoints" or "optimizer.safetensors" in entries
+                or (state_kind is not None and state_kind not in ("pipeline", "verifier")))
+    if training:
+        raise CheckpointError(f"refusing to export into {str(directory)!r}: it is a training checkpoint "
+                              "(a run's resumable state); export to a new folder")
+    if state_kind == kind and set(entries) <= {"config.json", "state.json", "model.safetensors"}:
+        return False
+    if not force:
+        raise CheckpointError(f"export target {str(directory)!r} is a non-empty folder that is not a {kind} "
+                              f"export ({len(entries)} entries, e.g. {entries[0]!r}); choose a new folder, or pass "
+                              "--force to write config.json, state.json and model.safetensors into it "
+                              "(other files are left alone)")
+    return True
+
+
 def save_checkpoint(directory: str | Path, cfg: DreamTextConfig, tensors: dict[str, dict[str, torch.Tensor]],
-                    state: dict) -> Path:
-    """Write ``directory`` atomically: ``config.json``, ``state.json`` and ``<name>.safetensors`` per entry."""
+                    state: dict, *, merge: bool = False) -> Path:
+    """Write ``directory`` atomically: ``config.json``, ``state.json`` and ``<name>.safetensors`` per entry.
+
+    ``merge``: move the files into an existing folder one by one instead of replacing it whole
+    (see ``export_mode``).
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -42,7 +88,7 @@ def save_checkpoint(directory: str | Path, cfg: DreamTextConfig, tensors: dict[s
         state_text = json.dumps(state, indent=1, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint state for {str(directory)!r} is not JSON-serialisable: {e}") from None
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, merge=merge) as tmp:
         (tmp / "config.json").write_text(cfg.to_json())
         (tmp / "state.json").write_text(state_text)
         for name, tdict in tensors.items():

@@ -61,8 +61,12 @@ def atomic_save_image(path: str | os.PathLike, image, **save_kwargs) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike):
-    """Yield a temporary directory beside ``path``; on success it replaces ``path`` whole."""
+def atomic_dir(path: str | os.PathLike, *, merge: bool = False):
+    """Yield a temporary directory beside ``path``; on success it replaces ``path`` whole.
+
+    ``merge=True`` instead moves each written file into ``path`` (one atomic rename per file) and leaves
+    every other file already there alone: the way to write into a folder that holds a user's files.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -72,7 +76,11 @@ def atomic_dir(path: str | os.PathLike):
         for f in tmp.rglob("*"):  # writers that go through their own temp file (safetensors) leave 0600
             if f.is_file() and not f.is_symlink():
                 os.chmod(f, 0o666 & ~_UMASK)
-        if path.exists():
+        if merge and path.is_dir():
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, path / f.name)
+            os.rmdir(tmp)
+        elif path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():
                 shutil.rmtree(old)

@@ -137,8 +137,13 @@ class DreamTextPipeline:
         model, cfg = load_model(path, use_ema=use_ema)
         return cls(model, cfg, device=device)
 
-    def save_pretrained(self, directory: str | Path, *, half: bool = False, source: dict | None = None) -> Path:
+    def save_pretrained(self, directory: str | Path, *, half: bool = False, source: dict | None = None,
+                        force: bool = False) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (atomically); the directory reloads alone.
+
+        ``directory`` must be new, empty or an earlier pipeline export; ``force`` writes the three files
+        into a folder holding other files (left alone). A training checkpoint is never a target
+        (``checkpoint.export_mode``).
 
         ``half``: store floating-point weights as float16 (half the size; loading casts them back
         to the model's float32), as the model shipped inside the package is stored. ``source``: where
@@ -146,7 +151,9 @@ class DreamTextPipeline:
         """
         import torch
 
-        from .checkpoint import save_checkpoint
+        from .checkpoint import export_mode, save_checkpoint
+
+        merge = export_mode(directory, kind="pipeline", force=force)
 
         def stored(v: torch.Tensor) -> torch.Tensor:
             v = v.detach().cpu()
@@ -154,7 +161,7 @@ class DreamTextPipeline:
 
         state = {k: stored(v) for k, v in self.model.state_dict().items()}
         meta = {"kind": "pipeline", **({"source": source} if source else {})}
-        save_checkpoint(directory, self.cfg, {"model": state}, meta)
+        save_checkpoint(directory, self.cfg, {"model": state}, meta, merge=merge)
         return Path(directory)
 
     # ---- editing

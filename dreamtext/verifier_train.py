@@ -171,13 +171,17 @@ def _texts(ids: torch.Tensor) -> list[str]:
     return [decode(row) for row in ids.numpy()]  # decode skips the padding
 
 
-def export_verifier(run_or_ckpt: str | Path, dest: str | Path) -> Path:
-    """Copy a verifier's weights and config (no optimiser state) into ``dest``, e.g. ``dreamtext/assets/verifier``."""
-    from .checkpoint import read_config, resolve_checkpoint
+def export_verifier(run_or_ckpt: str | Path, dest: str | Path, *, force: bool = False) -> Path:
+    """Copy a verifier's weights and config (no optimiser state) into ``dest``, e.g. ``dreamtext/assets/verifier``.
 
+    ``dest`` is checked as ``checkpoint.export_mode`` says (a user's folder is never replaced).
+    """
+    from .checkpoint import export_mode, read_config, resolve_checkpoint
+
+    merge = export_mode(dest, kind="verifier", force=force)
     ckpt = resolve_checkpoint(run_or_ckpt)
     state = verifier_state(ckpt)
     tensors = read_tensors(ckpt / "model.safetensors")
     return save_checkpoint(dest, read_config(ckpt), {"model": tensors},
                            {"kind": "verifier", "format": VERIFIER_FORMAT, "step": state["step"],
-                            "source": str(ckpt)})
+                            "source": str(ckpt)}, merge=merge)

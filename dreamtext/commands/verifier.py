@@ -18,6 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--export", default=None, metavar="DIR", help="after training, write the weights and config to DIR")
+    p.add_argument("--force", action="store_true",
+                   help="let --export write its three files into a folder holding other files (left alone)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -29,6 +31,10 @@ def run(args) -> int:
     from ..verifier_train import export_verifier, train_verifier
     from .pretrain import _split_config_arg
 
+    if args.export:  # checked before training, not after it
+        from ..checkpoint import export_mode
+
+        export_mode(args.export, kind="verifier", force=args.force)
     yaml_path, overrides = _split_config_arg(args.config, args.overrides)
     cfg = load_config(args.preset, yaml_path, overrides)
     summary = train_verifier(cfg, args.out, resume=args.resume, progress=not args.no_progress)
@@ -39,5 +45,5 @@ def run(args) -> int:
     print(f"reads {summary['bench_acc_ci']:.1%} of {summary['bench_records']} bench ground-truth crops "
           f"(case-insensitive); checkpoints in {args.out}/checkpoints")
     if args.export:
-        print(f"exported to {export_verifier(args.out, args.export)}")
+        print(f"exported to {export_verifier(args.out, args.export, force=args.force)}")
     return 0
