@@ -224,9 +224,14 @@ def load_model(path: str | Path, use_ema: bool = True):
     return model.eval(), cfg
 
 
-def load_weights_into(model: torch.nn.Module, ckpt: Path, use_ema: bool = True) -> None:
-    """``model`` ← checkpoint directory ``ckpt``'s weights, with ``ema.safetensors`` overlaid when ``use_ema``."""
-    load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
+def load_weights_into(model: torch.nn.Module, ckpt: Path, use_ema: bool = True, adapt=None) -> None:
+    """``model`` ← checkpoint directory ``ckpt``'s weights, with ``ema.safetensors`` overlaid when ``use_ema``.
+
+    ``adapt``: a function applied to each tensor dict before loading (a fine-tune's start that widens the
+    network, e.g. ``model.widen_for_style_ref``).
+    """
+    adapt = adapt or (lambda tensors: tensors)
+    load_state_into(model, adapt(read_tensors(ckpt / "model.safetensors")), ckpt / "model.safetensors")
     ema = ckpt / "ema.safetensors"
     if use_ema and ema.is_file():
-        load_state_into(model, read_tensors(ema), ema, partial=True)
+        load_state_into(model, adapt(read_tensors(ema)), ema, partial=True)

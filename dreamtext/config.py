@@ -113,6 +113,16 @@ class DataConfig:
     # target being the same scene drawn with the other word (render.SynthGenerator.sample_pair). The edit
     # task as the benchmark poses it, which plain reconstruction never trains. 0 (default): off.
     edit_pairs: float = 0.0
+    # The style reference (DESIGN §13, with style_ref on). Edit pairs: the fraction whose reference is blanked
+    # (the model also learns to write without one); plain samples: the fraction whose reference is their own
+    # word (the reconstruction-style pairs; the rest have none, the paper's protocol).
+    style_ref_drop: float = 0.2
+    style_ref_same: float = 0.1
+    # Edit pairs: the target word's length differs from the source's by up to this many characters (0: the
+    # same length), and never stretches the letters by more than 1.5× (render.pair_length).
+    pair_length_delta: int = 0
+    # Edit pairs: the fraction whose source scene holds no text (the model writes onto bare background).
+    pair_blank_source: float = 0.0
     # Font size range (scene pixels) of the synthetic generator; its scenes are a few times the text's
     # size, so this sets their resolution. (18, 36) gives ~23-px letters in the tiny 32×128 window.
     synth_font_px: tuple[int, int] = (18, 36)
@@ -141,6 +151,10 @@ class TrainConfig:
     compile: bool = False
     compile_backend: str = "inductor"  # any torch.compile backend: "inductor", "aot_eager" (tests), ...
     grad_clip: float = 1.0
+    # The UNet's input convolution (conv_in) learns at lr × this: a fine-tune that adds input channels (the style
+    # reference, DESIGN §13) starts them at zero and needs them to move faster than the rest, which a small lr
+    # keeps near the start (1.0: one learning rate for everything).
+    conv_in_lr_scale: float = 1.0
     ckpt_every: int = 250
     keep_ckpts: int = 3
     sample_every: int = 500
@@ -242,6 +256,9 @@ class DreamTextConfig:
     latent_channels: int = 3  # channels of z_t (4 for a VAE latent, 3 for RGB pixels)
     vae_scale: int = 1  # image_size / latent size (8 for SD's VAE)
     glyph_prior: bool = False  # DESIGN §12: extra input channel with the target string rendered
+    # DESIGN §13: the region's original pixels (the old word, unmasked) as latent_channels more input channels,
+    # plus one channel saying whether a reference is present (0: none, the reference channels are zero).
+    style_ref: bool = False
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -260,8 +277,9 @@ class DreamTextConfig:
 
     @property
     def unet_in_channels(self) -> int:
-        """concat(z_t, m, E(I ⊙ (1 − m)) [, glyph]) (DESIGN §2, §12)."""
-        return 2 * self.latent_channels + 1 + (1 if self.glyph_prior else 0)
+        """concat(z_t, m, E(I ⊙ (1 − m)) [, glyph] [, E(I_ref)·r, r]) (DESIGN §2, §12, §13)."""
+        return (2 * self.latent_channels + 1 + (1 if self.glyph_prior else 0)
+                + (self.latent_channels + 1 if self.style_ref else 0))
 
     # ----- serialisation -----
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The conditioning travels as a dict (k-diffusion style), built by ``make_cond``:
 
     context (B, L, d)   context_mask (B, L) bool   mask (B, 1, h, w)
     masked (B, C, h, w) glyph (B, 1, h, w) (only with cfg.glyph_prior)
+    style (B, C + 1, h, w) (only with cfg.style_ref: E(I_ref)·r and r, r = 1 where a reference is given)
 
 Classifier-free guidance drop (§2): a dropped row's context is all zeros and
 its context_mask all true, so the unconditional branch does not even see the
@@ -102,13 +103,32 @@ class DreamTextModel(nn.Module):
             if batch.get("glyph") is None:
                 raise ConfigError("glyph_prior is on, but the batch has no 'glyph' (the rendered target string)")
             cond["glyph"] = self._to_latent_res(batch["glyph"].float(), "area")
+        if self.cfg.style_ref:
+            cond["style"] = self.style_input(batch, cond["mask"])
         return cond
+
+    def style_input(self, batch: dict, mask: torch.Tensor) -> torch.Tensor:
+        """The style reference's input channels (DESIGN §13): (B, C + 1, h, w) = concat(E(I_ref)·r, r).
+
+        ``batch["style"]`` (B, 3, H, W) is the region's original pixels (the old word, unmasked) and
+        ``batch["has_style"]`` (B,) says which rows have one; a batch without them has none (all zeros, r = 0:
+        what a start from a model without the reference computes, since its channels start at zero).
+        """
+        b = mask.shape[0]
+        has = batch.get("has_style")
+        if batch.get("style") is None or has is None:
+            return torch.zeros((b, self.cfg.latent_channels + 1) + tuple(mask.shape[-2:]), device=mask.device)
+        r = torch.as_tensor(has, dtype=torch.float32, device=mask.device).reshape(b, 1, 1, 1)
+        z = self.encode_image(batch["style"].float()) * r
+        return torch.cat([z, r.expand(b, 1, *mask.shape[-2:])], dim=1)
 
     # ----- denoiser
     def unet_input(self, z_t: torch.Tensor, cond: dict) -> torch.Tensor:
         parts = [z_t, cond["mask"].to(z_t.dtype), cond["masked"].to(z_t.dtype)]
         if self.cfg.glyph_prior:
             parts.append(cond["glyph"].to(z_t.dtype))
+        if self.cfg.style_ref:
+            parts.append(cond["style"].to(z_t.dtype))
         return torch.cat(parts, dim=1)
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
@@ -142,7 +162,8 @@ class DreamTextModel(nn.Module):
             self.unet.requires_grad_(True)
         elif mode == "char_attn":
             for name, p in self.unet.named_parameters():
-                if is_char_attn_param(name) or (self.cfg.glyph_prior and name.startswith("conv_in.")):
+                if is_char_attn_param(name) or ((self.cfg.glyph_prior or self.cfg.style_ref)
+                                                and name.startswith("conv_in.")):
                     p.requires_grad_(True)
         else:
             raise ConfigError(f"unet.trainable must be 'all' or 'char_attn', got {mode!r}")
@@ -171,6 +192,23 @@ class DreamTextModel(nn.Module):
             for m in (te.char_head, te.text_proj, te.visual, te.image_proj):
                 m.requires_grad_(False)
         return [p for p in self.parameters() if p.requires_grad]
+
+
+def widen_for_style_ref(tensors: dict[str, torch.Tensor], cfg: DreamTextConfig) -> dict[str, torch.Tensor]:
+    """A state dict of a model without the style reference → one that loads into ``cfg``'s with it (§13).
+
+    The reference's C + 1 input channels come last in ``unet_input``, so ``conv_in``'s weight gains that many
+    input channels at the end, all zero: the widened model computes exactly what the original computes
+    whatever the reference holds, and fine-tuning starts from there. Other tensors pass unchanged; a
+    ``conv_in`` that is already wide enough passes unchanged too.
+    """
+    key = "unet.conv_in.weight"
+    w = tensors.get(key)
+    extra = cfg.latent_channels + 1
+    if not cfg.style_ref or w is None or w.shape[1] != cfg.unet_in_channels - extra:
+        return tensors
+    pad = torch.zeros(w.shape[0], extra, *w.shape[2:], dtype=w.dtype)
+    return {**tensors, key: torch.cat([w, pad], dim=1)}
 
 
 def count_parameters(module: nn.Module) -> int:

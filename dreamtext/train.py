@@ -118,11 +118,13 @@ def _check_resumable(saved: DreamTextConfig, cfg: DreamTextConfig, ckpt: Path) -
 def _init_weights(model, source: str) -> None:
     """Fine-tuning start: ``model`` ← the (EMA) weights of a run / checkpoint / pipeline dir or "shipped"."""
     from .checkpoint import load_weights_into, resolve_checkpoint
+    from .model import widen_for_style_ref
     from .pipeline import SHIPPED_MODEL_DIR
 
     ckpt = resolve_checkpoint(SHIPPED_MODEL_DIR if source == "shipped" else source)
     try:
-        load_weights_into(model, ckpt)
+        # A start from a model without the style reference gains its input channels at zero (DESIGN §13).
+        load_weights_into(model, ckpt, adapt=lambda tensors: widen_for_style_ref(tensors, model.cfg))
     except CheckpointError as e:
         detail = str(e).split(": ", 1)[-1]
         raise CheckpointError(f"cannot fine-tune from {source!r}: its weights do not fit the network this config "
@@ -210,7 +212,16 @@ class Trainer:
 
             load_encoder_weights(self.model.text_encoder, cfg.train.encoder_ckpt)
         self.params = self.model.trainable_parameters()
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        scale = float(cfg.train.conv_in_lr_scale)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ConfigError(f"train.conv_in_lr_scale must be a number > 0, got {scale}")
+        conv_in = {id(p) for p in self.model.unet.conv_in.parameters()}
+        groups = [{"params": [p for p in self.params if id(p) not in conv_in], "lr_scale": 1.0},
+                  {"params": [p for p in self.params if id(p) in conv_in], "lr_scale": scale}]
+        if scale == 1.0:  # one group, as checkpoints written before the switch hold (they resume unchanged)
+            groups = [{"params": self.params, "lr_scale": 1.0}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr,
+                                           weight_decay=cfg.train.weight_decay)
         self.ema = EMA(self.model, cfg.train.ema_decay)
         self.step = 0
         self.resumed_from = None
@@ -263,7 +274,7 @@ class Trainer:
         cfg = self.cfg
         lr = lr_at(self.step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps, cfg.train.lr_schedule)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         sums: dict[str, list[float]] = {}
         for micro in range(cfg.train.grad_accum):
             batch = {k: (v.to(self.acc.device, non_blocking=True) if torch.is_tensor(v) else v)

@@ -294,6 +294,13 @@ class IndexedSamples(torch.utils.data.Dataset):
         if self.edit_pairs > 0 and str(self.spec).partition(":")[0] != "synth":
             raise ConfigError(f"data.edit_pairs needs the synthetic generator (data.source 'synth' or 'synth:N'), which "
                               f"can draw one scene with two words; {self.spec!r} has one word per scene")
+        d = cfg.data
+        for key in ("style_ref_drop", "style_ref_same", "pair_blank_source"):
+            value = float(getattr(d, key))
+            if not 0 <= value <= 1:
+                raise ConfigError(f"data.{key} must be a fraction in [0, 1], got {value}")
+        if not 0 <= int(d.pair_length_delta) <= cfg.max_len:
+            raise ConfigError(f"data.pair_length_delta must be in [0, max_len={cfg.max_len}], got {d.pair_length_delta}")
         self.src = open_source(self.spec, cfg, split=split, seed=self.seed)
         self.endless = isinstance(self.src, SynthSource) and not self.src.finite
         if not self.endless:
@@ -311,7 +318,9 @@ class IndexedSamples(torch.utils.data.Dataset):
         from .data.sources import SynthSource
 
         if pair:  # (source, target): only the synthetic generator gets here (__init__)
-            return self.src.generator.sample_pair(i)
+            d = self.cfg.data
+            blank = d.pair_blank_source > 0 and np.random.default_rng([self.seed, i, 0xB1A4]).random() < d.pair_blank_source
+            return self.src.generator.sample_pair(i, length_delta=int(d.pair_length_delta), blank_source=blank)
         return self.src.generator.sample(i) if isinstance(self.src, SynthSource) else self.src.load(i)
 
     def record(self, index: int, pair: bool = False):
@@ -340,10 +349,13 @@ class IndexedSamples(torch.utils.data.Dataset):
         from .data.transforms import make_edit_sample, make_model_sample
 
         rng = np.random.default_rng([self.seed, int(index), 0x7A5F])
+        # The style reference's draw (DESIGN §13): its own stream, so samples without style_ref are unchanged.
+        u = np.random.default_rng([self.seed, int(index), 0x57E1]).random()
         if self.is_pair(index):
-            sample = make_edit_sample(*self.record(index, pair=True), self.cfg, rng=rng)
+            sample = make_edit_sample(*self.record(index, pair=True), self.cfg, rng=rng,
+                                      reference=u >= self.cfg.data.style_ref_drop)
         else:
-            sample = make_model_sample(self.record(index), self.cfg, rng=rng)
+            sample = make_model_sample(self.record(index), self.cfg, rng=rng, reference=u < self.cfg.data.style_ref_same)
         return {k: (torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
 
 

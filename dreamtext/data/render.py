@@ -229,6 +229,15 @@ def _order_quad(pts: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return pts[[tl, tr, br, bl]].astype(np.float32)
 
 
+def pair_length(n: int, delta: int, max_len: int, rng: np.random.Generator) -> int:
+    """The length of an edit pair's target word for a source of ``n`` characters: uniform over the lengths
+    within ``delta`` of ``n`` (at most ``max_len``) whose ink, fitted onto the source's box, is stretched or
+    squeezed along the line by at most 1.5× (roughly ``n / m``)."""
+    lo = max(1, n - delta, int(np.ceil(n / 1.5)))
+    hi = min(max_len, n + delta, int(np.floor(n * 1.5)))
+    return int(rng.integers(lo, hi + 1)) if hi >= lo else n
+
+
 class SynthGenerator:
     """Deterministic synthetic scene-text records: ``sample(index)`` depends only on ``(seed, index)``."""
 
@@ -254,21 +263,27 @@ class SynthGenerator:
         """Record ``index``: its own word in its own scene."""
         return self._render(index, pair=False)[0]
 
-    def sample_pair(self, index: int) -> tuple[TextRecord, TextRecord]:
+    def sample_pair(self, index: int, length_delta: int = 0,
+                    blank_source: bool = False) -> tuple[TextRecord, TextRecord]:
         """An edit pair: record ``index`` (the source) and its scene written with another word (the target).
 
-        The target's word has the source's length (:func:`replacement_word`, from the generator's own word
-        split, seeded by ``(seed, index)``). Background, font, colours, effects, lighting and sensor noise
+        The target's word has the source's length, or with ``length_delta`` > 0 a length within that many
+        characters of it (:func:`pair_length`; :func:`replacement_word`, from the generator's own word
+        split, seeded by ``(seed, index)``). ``blank_source``: the source scene is drawn without its word
+        (same background and effects, no ink, empty character masks; key suffix ``-blank``): a region
+        that held no text. Background, font, colours, effects, lighting and sensor noise
         are the same draws, so the two images differ only where either word's ink (or its shadow and
         outline) lies. The target's ink box is fitted onto the source's, along and across the line, as
         the glyph prior fits a word into its box: both share one ``word_quad`` (on an arc, near enough),
         the box an edit is given. ``sample_pair(i)[0]`` equals ``sample(i)``.
         """
-        source, target = self._render(index, pair=True)
+        source, target = self._render(index, pair=True, length_delta=length_delta, blank_source=blank_source)
         target.key += "-pair"
+        if blank_source:
+            source.key += "-blank"
         return source, target
 
-    def _render(self, index: int, pair: bool) -> list[TextRecord]:
+    def _render(self, index: int, pair: bool, length_delta: int = 0, blank_source: bool = False) -> list[TextRecord]:
         """The scene of ``index`` with its own word, and with a replacement word when ``pair``.
 
         Every random draw happens once, in the same order whether ``pair`` or not (a plain sample is
@@ -279,7 +294,9 @@ class SynthGenerator:
         text = sample_word(rng, p.max_len, p.words, p.split, p.glyph_balance)
         texts = [text]
         if pair:
-            texts.append(replacement_word(text, np.random.default_rng([self.seed, int(index), 0xED17]), p.split))
+            pair_rng = np.random.default_rng([self.seed, int(index), 0xED17])
+            length = pair_length(len(text), length_delta, p.max_len, pair_rng) if length_delta > 0 else None
+            texts.append(replacement_word(text, pair_rng, p.split, length=length))
         font_path = self.fonts[int(rng.integers(len(self.fonts)))]
         # Glyph bitmaps are cached per (font, size): sizes are snapped to steps of 6 px and the
         # continuous size variety comes from the homography's scale instead.
@@ -356,7 +373,9 @@ class SynthGenerator:
                 my = (inv[1, 1] * arc_y + inv[1, 2]).astype(np.float32)
                 inks.append((cv2.remap(alpha_k, mx, my, cv2.INTER_LINEAR, borderValue=0),
                              cv2.remap(owner_k, mx, my, cv2.INTER_NEAREST, borderValue=0)))
-        a_roi = inks[0][0]
+        a_roi = inks[0][0]  # the source word's coverage sets the ink colour, blank or not
+        if blank_source:
+            inks[0] = (np.zeros_like(inks[0][0]), np.zeros_like(inks[0][1]))
 
         # ---- background and ink: one set of draws, painted once per word
         bg = sample_background(rng, canvas_h, canvas_w)

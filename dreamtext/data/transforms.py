@@ -224,7 +224,7 @@ def _model_range(rgb: np.ndarray) -> np.ndarray:
 
 
 def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None = None,
-                      context: np.ndarray | None = None) -> dict:
+                      context: np.ndarray | None = None, reference: bool = False) -> dict:
     """One training / evaluation sample at ``cfg.image_size`` (see docs/ARCHITECTURE.md "data/").
 
     Keys: image f32 (3,H,W) [-1,1]; mask f32 (1,H,W); masked_image f32 (3,H,W); char_masks f32 (L,H,W);
@@ -235,6 +235,9 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     ``context`` uint8 (H, W, 3), the size of ``record.image``: the scene the model sees around the region
     (``masked_image``) when it is not the record's own: an edit pair's source, whose word the model
     replaces by ``record``'s (render.SynthGenerator.sample_pair). ``image`` stays the record's: the target.
+    With ``cfg.style_ref`` (DESIGN §13) the sample also holds ``style`` f32 (3,H,W) [-1,1], the scene the model
+    sees (``context`` or the record's own) *unmasked* — the old word — and ``has_style`` f32 (): 1 with
+    ``reference``; without it ``style`` is all zeros and ``has_style`` 0 (no reference: the paper's protocol).
     """
     H, W = cfg.image_size
     L = cfg.max_len
@@ -287,6 +290,9 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
         "text": record.text,
         "key": record.key,
     }
+    if getattr(cfg, "style_ref", False):
+        out["style"] = seen if reference else np.zeros_like(seen)
+        out["has_style"] = np.float32(bool(reference))
     if getattr(cfg, "glyph_prior", False):
         from .glyph import render_glyph
 
@@ -294,9 +300,12 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     return out
 
 
-def make_edit_sample(source: TextRecord, target: TextRecord, cfg, rng: np.random.Generator | None = None) -> dict:
+def make_edit_sample(source: TextRecord, target: TextRecord, cfg, rng: np.random.Generator | None = None,
+                     reference: bool = False) -> dict:
     """The model-ready sample of an edit pair (``SynthGenerator.sample_pair``): ``make_model_sample`` of the
-    target word in the *source* word's box, the model's input cut from the source scene."""
+    target word in the *source* word's box, the model's input cut from the source scene (and, with
+    ``reference`` and ``cfg.style_ref``, the source word unmasked as the style reference)."""
     from dataclasses import replace
 
-    return make_model_sample(replace(target, word_quad=source.word_quad), cfg, rng=rng, context=source.image)
+    return make_model_sample(replace(target, word_quad=source.word_quad), cfg, rng=rng, context=source.image,
+                             reference=reference)

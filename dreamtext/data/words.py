@@ -130,12 +130,15 @@ def sample_word(rng: np.random.Generator, max_len: int, words: str = "english+ra
     return random_word(rng, max_len)
 
 
-def replacement_word(text: str, rng: np.random.Generator, split: str = "train") -> str:
-    """Another word of ``len(text)`` characters to write in ``text``'s place: an English word of ``split``,
-    cased like ``text``, when ``text`` is all letters and the split has one that long; else a random string."""
-    n = len(text)
-    if n == 0:
+def replacement_word(text: str, rng: np.random.Generator, split: str = "train", length: int | None = None) -> str:
+    """Another word of ``length`` (default ``len(text)``) characters to write in ``text``'s place: an English
+    word of ``split``, cased like ``text``, when ``text`` is all letters and the split has one that long;
+    else a random string."""
+    if not text:
         raise DatasetError("a replacement word needs a non-empty source word")
+    n = len(text) if length is None else int(length)
+    if n < 1:
+        raise DatasetError(f"a replacement word needs a length of at least 1, got {n}")
     pool = [w for w in english_words(split) if len(w) == n and w != text.lower()]
     if pool and text.isalpha():
         word = pool[int(rng.integers(len(pool)))]
