@@ -245,6 +245,10 @@ class SampleConfig:
     # gives) and keep the one the word verifier reads best (dreamtext.verifier). N times the sampling work.
     candidates: int = 1
     verifier: str | None = None  # a train-verifier run or checkpoint directory; None: the shipped verifier
+    # A model with the style reference (style_ref, DESIGN §13) sees each region's original pixels — the old
+    # word — as the reference of an edit; False samples without it (the region masked only, as the paper).
+    # No effect on a model without the input.
+    use_style_ref: bool = True
 
 
 @dataclass

@@ -5,7 +5,15 @@ benchmark split of held-out words) the pipeline redraws the word's region:
 
 - ``recon``: with the word it already holds (fidelity);
 - ``edit``: with the fixed held-out word of the same length that
-  :func:`dreamtext.data.words.edit_word_for` assigns to that record.
+  :func:`dreamtext.data.words.edit_word_for` assigns to that record;
+- ``style``: the paired benchmark (DESIGN §13, ``data.pairs.StylePairs``): each
+  source scene is edited to its pair's new word and compared with the pair's
+  ground-truth edit (``style_eval``: colour, background, sharpness, SSIM against
+  the ground truth, per word-height bucket).
+
+A model with the style reference sees the region's original pixels in ``edit``
+and ``style`` (``style_ref``, default on); ``recon`` never shows it (the paper's
+protocol masks the region, and the reference would hold the answer).
 
 Sample ``i`` is sampled with seed ``seed + i``, so any single sample can be
 reproduced alone. Per sample the OCR reads the rectified region of the output
@@ -35,8 +43,10 @@ import numpy as np
 
 from .config import MAX_CANDIDATES
 from .errors import ConfigError, DreamTextError
+from .style_eval import STYLE_METRIC_KEYS
+from .visualize import context_box
 
-TASKS = ("recon", "edit")
+TASKS = ("recon", "edit", "style")
 
 
 @dataclass
@@ -44,7 +54,7 @@ class EvalSettings:
     """What one evaluation run does (everything that changes a number is here and in results.json)."""
 
     data: str = "bench"  # a data source spec of dreamtext.data.sources.open_source
-    task: str = "recon"  # "recon" | "edit"
+    task: str = "recon"  # "recon" | "edit" | "style" (the paired benchmark; --data is then its own split)
     ckpt: str | None = None  # run / checkpoint / pipeline dir; None: the shipped model
     limit: int | None = None  # evaluate the first N records (None: the whole source)
     seed: int = 0  # sample i uses seed + i
@@ -63,6 +73,8 @@ class EvalSettings:
     ceiling_only: bool = False  # only measure the OCR on the untouched inputs (no model runs)
     workers: int = 1  # processes (spawned: a calling script needs `if __name__ == "__main__":`), each with its own model
     batch: int = 1  # records sampled together (one UNet batch; each keeps its own seed, so the noise is the same)
+    # A style-reference model sees the old word in edit / style (None: sample.use_style_ref); recon: never.
+    style_ref: bool | None = None
     device: str = "cpu"  # where the model samples ("cpu", "cuda", "cuda:1"); noise is drawn on the CPU either way
 
     def check(self) -> None:
@@ -76,6 +88,9 @@ class EvalSettings:
             raise ConfigError(f"--batch must be at least 1, got {self.batch}")
         if self.report_samples < 1:
             raise ConfigError(f"report_samples must be at least 1, got {self.report_samples}")
+        if self.task == "recon" and self.style_ref:
+            raise ConfigError("the reconstruction protocol masks the region: a style reference would show the model "
+                              "the word it must redraw (use it with --task edit or style)")
         if self.candidates is not None and not 1 <= self.candidates <= MAX_CANDIDATES:
             raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES}, got {self.candidates}")
         check_device(self.device)
@@ -124,16 +139,6 @@ def target_text(record, index: int, task: str) -> str:
     return edit_word_for(record.text, index)
 
 
-def context_box(quad: np.ndarray, image_hw: tuple[int, int], margin: float = 0.5) -> tuple[slice, slice]:
-    """The quad's bounding box grown by ``margin`` × its height on every side (for pictures)."""
-    q = np.asarray(quad, np.float64).reshape(4, 2)
-    h, w = image_hw
-    pad = margin * (q[:, 1].max() - q[:, 1].min())
-    x0, x1 = int(max(0, np.floor(q[:, 0].min() - pad))), int(min(w, np.ceil(q[:, 0].max() + pad)))
-    y0, y1 = int(max(0, np.floor(q[:, 1].min() - pad))), int(min(h, np.ceil(q[:, 1].max() + pad)))
-    return slice(y0, max(y1, y0 + 1)), slice(x0, max(x1, x0 + 1))
-
-
 def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_masks: np.ndarray | None,
                  target: str, reading: str, gt_reading: str, height: int = 64) -> bytes:
     """One report row as PNG bytes: input | masked | output | character masks | what the OCR read."""
@@ -176,7 +181,12 @@ def _lpips_pair(model, a: np.ndarray, b: np.ndarray) -> float:
 def open_records(settings: EvalSettings, cfg):
     from .data.sources import open_source
 
-    source = open_source(settings.data, cfg, split=settings.split, seed=settings.seed)
+    if settings.task == "style":
+        from .data.pairs import StylePairs
+
+        source = StylePairs(cfg)
+    else:
+        source = open_source(settings.data, cfg, split=settings.split, seed=settings.seed)
     try:
         total = len(source)
     except TypeError:
@@ -226,13 +236,20 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
 
     candidates = settings.candidates_for(cfg)
     aggregates = aggregate(rows)
+    by_height = None
+    if settings.task == "style":
+        from .style_eval import by_height as group_by_height, medians
+
+        aggregates |= medians(rows)
+        by_height = group_by_height(rows, aggregate)
     if part["fid_on"]:
         if len(fid_feats[0]) >= 2:
             aggregates["fid"] = M.fid_from_features(np.stack(fid_feats[0]), np.stack(fid_feats[1]))
         else:
             notices.append("FID skipped: it needs at least two evaluated samples")
     results = {
-        "task": "ceiling" if settings.ceiling_only else settings.task, "data": settings.data,
+        "task": "ceiling" if settings.ceiling_only else settings.task,
+        "data": "style-pairs" if settings.task == "style" else settings.data,
         "n_samples": len(rows), "n_skipped": len(skipped), "skipped": skipped[:50],
         "seed": settings.seed,
         "sampling": None if settings.ceiling_only else {
@@ -249,12 +266,15 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         # best of N: which judge picked the kept samples (None when each record had one sample)
         "verifier": None if settings.ceiling_only or candidates <= 1 else _verifier_identity(cfg),
         "glyph_prior": bool(cfg.glyph_prior),
+        # DESIGN §13: whether the model has the style reference, and whether this run showed it the old word
+        "style_ref": {"model": bool(cfg.style_ref), "used": style_ref_used(settings, cfg)},
         "ocr": ocr_name,
         "workers": settings.workers,
         "perceptual_weights": {  # where LPIPS / FID weights came from (None: skipped, see notices)
             "lpips": (settings.lpips_dir or os.environ.get(M.LPIPS_ENV)) if part["lpips_on"] else None,
             "fid": (settings.fid_inception or os.environ.get(M.FID_ENV)) if part["fid_on"] else None},
         "metrics": aggregates,
+        **({"metrics_by_height": by_height} if by_height is not None else {}),
         "notices": notices,
         "seconds_total": time.perf_counter() - t_start,
         "settings": dataclasses.asdict(settings),
@@ -286,6 +306,7 @@ def evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, 
     rows, strips, skipped = [], {}, []
     fid_feats: tuple[list, list] = ([], [])  # Inception features of outputs and of inputs, one row per sample
     pending: list[tuple[int, object, str]] = []  # (index, record, target) waiting for one batched edit
+    truths: dict[int, object] = {}  # style task: record index → the pair's ground-truth edit
 
     def skip(index, record, error):  # a record this model cannot take (too long, odd characters, bad quad)
         skipped.append({"index": index, "key": record.key, "text": record.text, "reason": str(error)})
@@ -308,7 +329,8 @@ def evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, 
         for k, (index, record, target) in enumerate(pending):
             try:
                 result, seconds = edited[k] if edited is not None else _edit_batch(settings, pipeline, pending[k:k + 1])[0]
-                scored = _score(settings, recognizer, lpips_model, record, index, target, result, seconds)
+                scored = _score(settings, recognizer, lpips_model, record, index, target, result, seconds,
+                                truths.pop(index, None))
             except DreamTextError as e:
                 skip(index, record, e)
                 continue
@@ -321,7 +343,12 @@ def evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, 
             if settings.ceiling_only:
                 keep(index, record, _ceiling_row(recognizer, record, index), None, None)
                 continue
-            pending.append((index, record, validate_text(target_text(record, index, settings.task), cfg.max_len)))
+            if settings.task == "style":
+                truths[index] = source.target(index)
+                target = truths[index].text
+            else:
+                target = target_text(record, index, settings.task)
+            pending.append((index, record, validate_text(target, cfg.max_len)))
         except DreamTextError as e:
             skip(index, record, e)
             continue
@@ -367,6 +394,13 @@ def _ceiling_row(recognizer, record, index: int) -> dict:
     return {**_row_base(record, index), "ocr_gt": gt_reading, **_ceiling(gt_reading, record.text)}
 
 
+def style_ref_used(settings: EvalSettings, cfg) -> bool:
+    """Whether this run shows the model the old word (DESIGN §13): never for recon, else as set or configured."""
+    if settings.task == "recon" or not cfg.style_ref:
+        return False
+    return bool(cfg.sample.use_style_ref if settings.style_ref is None else settings.style_ref)
+
+
 def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
     """``pending`` [(index, record, target)] edited in one sampling batch → [(EditResult, seconds per record)].
 
@@ -378,27 +412,37 @@ def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
     results = pipeline.edit_many([(record.image, [record.word_quad], [target]) for _, record, target in pending],
                                  steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
                                  restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
-                                 candidates=settings.candidates, seeds=[settings.seed + index for index, _, _ in pending])
+                                 candidates=settings.candidates, seeds=[settings.seed + index for index, _, _ in pending],
+                                 style_ref=style_ref_used(settings, pipeline.cfg))
     seconds = (time.perf_counter() - t0) / len(pending)
     return [(result, seconds) for result in results]
 
 
 def _score(settings: EvalSettings, recognizer, lpips_model, record, index: int, target: str, result,
-           seconds: float):
-    """One edited sample → (row of numbers, report strip PNG, output image)."""
+           seconds: float, truth=None):
+    """One edited sample → (row of numbers, report strip PNG, output image).
+
+    ``truth`` (the style task): the pair's ground-truth edit; the OCR ceiling is then its reading of the
+    ground truth against the new word, and the image metrics compare with it (``style_eval.score_pair``).
+    """
     from . import metrics as M
     from .ocr import rectify_quad
 
     output = np.asarray(result.image)
     quad = result.regions[0].quad
-    reading, gt_reading = recognizer.read([rectify_quad(output, quad), rectify_quad(record.image, quad)])
+    reference = record if truth is None else truth  # what the OCR's ceiling reads
+    reading, gt_reading = recognizer.read([rectify_quad(output, quad), rectify_quad(reference.image, quad)])
     row = {
         **_row_base(record, index), "target": target, "ocr": reading, "ocr_gt": gt_reading,
         "seq_acc_ci": M.seq_acc(reading, target), "seq_acc_cs": M.seq_acc(reading, target, case_sensitive=True),
         "ned": M.ned(reading, target), "ned_cs": M.ned(reading, target, case_sensitive=True),
-        **_ceiling(gt_reading, record.text),
+        **_ceiling(gt_reading, reference.text),
         **M.image_metrics(output, record.image, quad),
     }
+    if truth is not None:
+        from .style_eval import pair_strip, score_pair
+
+        row |= score_pair(output, truth, quad)
     if result.regions[0].candidate_scores is not None:  # which candidate the verifier kept, and its reading
         row["candidate"] = result.regions[0].chosen
         row["verifier_reading"] = result.regions[0].verifier_reading
@@ -411,7 +455,10 @@ def _score(settings: EvalSettings, recognizer, lpips_model, record, index: int, 
     if lpips_model is not None:
         row["lpips"] = _lpips_pair(lpips_model, output, record.image)
     row["seconds"] = seconds
-    strip = sample_strip(record.image, output, quad, pred_masks, target, reading, gt_reading)
+    if truth is not None:
+        strip = pair_strip(record.image, output, truth.image, quad, pred_masks, target, reading, gt_reading)
+    else:
+        strip = sample_strip(record.image, output, quad, pred_masks, target, reading, gt_reading)
     return row, strip, output
 
 
@@ -426,7 +473,7 @@ def _ceiling(gt_reading: str, text: str) -> dict:
 # Columns of a sample row that are numbers to average (NaN-aware; absent ones are left out).
 METRIC_KEYS = ("seq_acc_ci", "seq_acc_cs", "ned", "ned_cs", "ocr_ceiling_seq_acc_ci", "ocr_ceiling_seq_acc_cs",
                "ocr_ceiling_ned", "ssim", "psnr", "mse", "ssim_region", "psnr_region", "mse_region",
-               "mask_miou", "mask_miou_slices", "lpips", "seconds")
+               "mask_miou", "mask_miou_slices", "lpips", "seconds") + STYLE_METRIC_KEYS
 
 
 def aggregate(rows: list[dict]) -> dict:

@@ -168,7 +168,7 @@ class DreamTextPipeline:
     def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
              sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
              mask_rule: str | None = None, candidates: int | None = None, seed: int | None = 0,
-             progress: bool = False) -> EditResult:
+             style_ref: bool | None = None, progress: bool = False) -> EditResult:
         """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
 
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
@@ -176,17 +176,18 @@ class DreamTextPipeline:
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
         ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson" or "inpaint") /
         ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
-        region, the word verifier keeps the best) default to ``cfg.sample``; ``seed`` makes the result
-        bit-identical on the same machine (None: a random seed).
+        region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
+        region's original pixels, the old word, as the reference; False: the region masked only) default to
+        ``cfg.sample``; ``seed`` makes the result bit-identical on the same machine (None: a random seed).
         """
         return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
                               restarts=restarts, blend=blend, mask_rule=mask_rule, candidates=candidates,
-                              seeds=[seed], progress=progress)[0]
+                              seeds=[seed], style_ref=style_ref, progress=progress)[0]
 
     def edit_many(self, jobs, *, steps: int | None = None, guidance: float | None = None,
                   sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
                   mask_rule: str | None = None, candidates: int | None = None, seeds=None,
-                  progress: bool = False) -> list[EditResult]:
+                  style_ref: bool | None = None, progress: bool = False) -> list[EditResult]:
         """Several photographs in one sampling batch: ``jobs`` = [(image, regions, texts), ...].
 
         Job i is seeded by ``seeds[i]`` (default 0 for every job; None: random) with its own
@@ -213,6 +214,7 @@ class DreamTextPipeline:
         blend = cfg.sample.blend if blend is None else blend
         mask_rule = cfg.sample.mask_rule if mask_rule is None else mask_rule
         candidates = cfg.sample.candidates if candidates is None else candidates
+        style_ref = bool(cfg.sample.use_style_ref if style_ref is None else style_ref) and cfg.style_ref
         check_options(steps, guidance, sampler, restarts, blend, mask_rule, candidates)
         steps, guidance, restarts, candidates = int(steps), float(guidance), int(restarts), int(candidates)
         jobs = list(jobs)
@@ -224,7 +226,7 @@ class DreamTextPipeline:
             img = read_image_rgb(image)
             job_quads, job_texts = self._check_inputs(img, regions, job_texts)
             images.append(img); quads.append(job_quads); texts.append(job_texts)
-            parts.append(self.prepare(img, job_quads, job_texts))
+            parts.append(self.prepare(img, job_quads, job_texts, style_ref=style_ref))
         batch = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
         seeds = [int(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -328,8 +330,12 @@ class DreamTextPipeline:
         texts = [validate_text(t, self.cfg.max_len) for t in texts]
         return quads, texts
 
-    def prepare(self, img: np.ndarray, quads: list[np.ndarray], texts: list[str]):
-        """The model batch for every region (``make_model_sample`` keys), the window matrices and input crops."""
+    def prepare(self, img: np.ndarray, quads: list[np.ndarray], texts: list[str], style_ref: bool = False):
+        """The model batch for every region (``make_model_sample`` keys), the window matrices and input crops.
+
+        With a style-reference model (``cfg.style_ref``) the batch holds ``style`` (the window unmasked: the
+        old word) and ``has_style`` (1 with ``style_ref``, else 0 and a zero ``style``).
+        """
         import torch
 
         from .charset import encode
@@ -337,7 +343,8 @@ class DreamTextPipeline:
 
         cfg = self.cfg
         out_hw = tuple(cfg.image_size)
-        cols = {"image": [], "mask": [], "masked_image": [], "token_ids": [], "glyph": []}
+        cols = {"image": [], "mask": [], "masked_image": [], "token_ids": [], "glyph": [], "style": [],
+                "has_style": []}
         matrices, crops = [], []
         for quad, text in zip(quads, texts):
             matrix = window_matrix(quad, img.shape[:2], cfg)
@@ -354,6 +361,9 @@ class DreamTextPipeline:
                 from .data.glyph import render_glyph
 
                 cols["glyph"].append(render_glyph(text, quad_m, out_hw)[None].astype(np.float32))
+            if cfg.style_ref:
+                cols["style"].append(image if style_ref else np.zeros_like(image))
+                cols["has_style"].append(np.float32(style_ref))
             matrices.append(np.asarray(matrix, np.float64))
             crops.append(crop)
         batch = {k: torch.from_numpy(np.stack(v)).to(self.device) for k, v in cols.items() if v}

@@ -28,6 +28,12 @@ TABLE_ROWS = (
     ("ssim", "SSIM, image ↑", "f3", None),
     ("psnr", "PSNR, image (dB) ↑", "f2", None),
     ("mse", "MSE, image ↓", "f4", None),
+    ("ssim_gt", "SSIM vs ground-truth edit, region ↑", "f3", None),
+    ("psnr_gt", "PSNR vs ground-truth edit (dB) ↑", "f2", None),
+    ("text_color_de_median", "text colour CIEDE2000, median ↓", "f2", None),
+    ("text_color_de", "text colour CIEDE2000, mean ↓", "f2", None),
+    ("background_de_median", "background CIEDE2000, median ↓", "f2", None),
+    ("sharpness_ratio_median", "sharpness ratio vs truth, median", "f2", None),
     ("mask_miou", "character-mask mIoU ↑", "f3", "mask_miou_slices"),
     ("lpips", "LPIPS (AlexNet) ↓", "f4", None),
     ("fid", "FID (Inception) ↓", "f2", None),
@@ -109,15 +115,35 @@ def render_markdown(results: dict, has_grids: bool) -> str:
             v = results["verifier"]
             head.insert(5, f"- **best of {s['candidates']} candidates** per record, kept by the word verifier "
                            f"`{v['path']}` — weights sha256 `{v['weights_sha256'][:16]}…`")
+    style = results.get("style_ref")
+    if style and results.get("weights_sha256"):
+        head.append(f"- style reference: model {'has' if style['model'] else 'has no'} input for it; "
+                    f"{'shown the old word' if style['used'] else 'region masked only (the paper protocol)'}")
     if "mask_miou_n" in m:
         head.append(f"- character-mask mIoU over {m['mask_miou_n']} samples with ground-truth masks")
     body = ["", metrics_table(m, results.get("notices", [])), ""]
+    if results.get("metrics_by_height"):
+        body += ["By word height (pixels in the scene; medians for the colour errors and sharpness):", "",
+                 "| height | n | SeqAcc (%) | OCR ceiling (%) | SSIM vs truth | text ΔE | background ΔE | sharpness |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for bucket, b in results["metrics_by_height"].items():
+            body.append(f"| {bucket} | {b['n']} | {fmt(b.get('seq_acc_ci'), 'pct')} | "
+                        f"{fmt(b.get('ocr_ceiling_seq_acc_ci'), 'pct')} | {fmt(b.get('ssim_gt'), 'f3')} | "
+                        f"{fmt(b.get('text_color_de_median'), 'f2')} | {fmt(b.get('background_de_median'), 'f2')} | "
+                        f"{fmt(b.get('sharpness_ratio_median'), 'f2')} |")
+        body.append("")
     if results.get("notices"):
         body += ["Notes:", ""] + [f"- {n}" for n in results["notices"]] + [""]
     if results["n_skipped"]:
         body += [f"Skipped samples (first {min(5, len(results['skipped']))}):", ""]
         body += [f"- #{k['index']} `{k['text']}`: {k['reason']}" for k in results["skipped"][:5]] + [""]
-    if has_grids:
+    if has_grids and results["task"] == "style":
+        body += ["Each row: the source scene, the edited output, the ground-truth edit, the output with the "
+                 "predicted character masks, then the target and what the OCR read in the output and in the "
+                 "ground truth.", "",
+                 "## Best samples", "", "![best samples](best.png)", "",
+                 "## Worst samples", "", "![worst samples](worst.png)", ""]
+    elif has_grids:
         body += ["Each row: the input, the masked input the model sees, the output, the output with the "
                  "predicted character masks (one colour per character), then the target and what the OCR read "
                  "in the output and in the input.", "",

@@ -200,3 +200,13 @@ def regions_overlay(image, region_masks, *, alpha: float = 0.7, dim: float = 0.4
         return mask_overlay(img, np.zeros((0, *img.shape[:2]), bool), alpha=alpha, dim=dim)
     colors = np.concatenate([char_colors(len(m)) for m in region_masks])
     return mask_overlay(img, np.concatenate(region_masks), alpha=alpha, colors=colors, dim=dim)
+
+
+def context_box(quad: np.ndarray, image_hw: tuple[int, int], margin: float = 0.5) -> tuple[slice, slice]:
+    """The quad's bounding box grown by ``margin`` × its height on every side (for pictures)."""
+    q = np.asarray(quad, np.float64).reshape(4, 2)
+    h, w = image_hw
+    pad = margin * (q[:, 1].max() - q[:, 1].min())
+    x0, x1 = int(max(0, np.floor(q[:, 0].min() - pad))), int(min(w, np.ceil(q[:, 0].max() + pad)))
+    y0, y1 = int(max(0, np.floor(q[:, 1].min() - pad))), int(min(h, np.ceil(q[:, 1].max() + pad)))
+    return slice(y0, max(y1, y0 + 1)), slice(x0, max(x1, x0 + 1))

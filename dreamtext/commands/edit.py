@@ -3,7 +3,7 @@
 One image::
 
     dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
-                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint --mask-rule attention|strokes --candidates K --seed N]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint --mask-rule attention|strokes --candidates K --no-style-ref --seed N]
 
 Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
 relative paths are relative to the spec file) run with a progress bar; a job
@@ -68,6 +68,10 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", type=int,
                    help="sample this many candidates per region and keep the one the word verifier reads best "
                         "(K times the sampling time; default: the model's config, 1)")
+    p.add_argument("--no-style-ref", dest="style_ref", action="store_const", const=False, default=None,
+                   help="a model with the style reference (version 7 on) sees each region's original pixels — the "
+                        "old word's font, colour and light — as the reference of the new word; this flag masks "
+                        "the region only, as the paper does (a region that held no text works either way)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
 
 
@@ -176,7 +180,7 @@ def _resolved(job: dict, base: Path) -> dict:
 
 
 # DreamTextPipeline.edit's keyword options: what the command line and a spec job may set.
-JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "candidates", "seed")
+JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule", "candidates", "seed", "style_ref")
 
 
 def run_job(pipe, job: dict, defaults: dict) -> str:
@@ -200,6 +204,8 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
         texts.append(r["text"])
     out = check_output_path(job["out"], "output")
     masks = check_output_path(job["masks"], "masks output") if job.get("masks") else None
+    if "style_ref" in job and not isinstance(job["style_ref"], bool):
+        raise DreamTextError(f"'style_ref' must be true or false, got {job['style_ref']!r}")
     kwargs = {**defaults, **{k: job[k] for k in JOB_OPTIONS if k in job}}
     result = pipe.edit(job["image"], boxes, texts, **kwargs)
     write_result(result, out, masks)

@@ -9,13 +9,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="measure SeqAcc / NED / SSIM / PSNR / MSE / mask mIoU on a data source",
         description="Run the pipeline on every sample's word region (recon: the same word; edit: a fixed held-out "
-                    "word of the same length), read the result with OCR and write results.json, samples.csv and "
-                    "report.md into --out. The OCR's accuracy on the untouched inputs is reported beside every "
+                    "word of the same length; style: the paired benchmark, each source scene edited to its pair's "
+                    "new word and compared with the ground-truth edit — colour, background, sharpness per word "
+                    "height), read the result with OCR and write results.json, samples.csv and report.md into --out. The OCR's accuracy on the untouched inputs is reported beside every "
                     "result as the ceiling.")
     p.add_argument("--data", default="bench",
                    help="data source: bench (fixed benchmark split, default), synth, shards:DIR, synthtext:PATH, "
                         "icdar13:DIR, textseg:DIR, laion_ocr:DIR")
-    p.add_argument("--task", choices=["recon", "edit"], default="recon")
+    p.add_argument("--task", choices=["recon", "edit", "style"], default="recon",
+                   help="recon (default), edit, or style (the paired split of 500 same-style pairs; --data unused)")
     p.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: the shipped model)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--out", required=True, help="output directory")
@@ -45,6 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu",
                    help="where the model samples: cpu (default), cuda or cuda:N; the initial noise is drawn on "
                         "the CPU, so seeds pick the same noise on either")
+    p.add_argument("--no-style-ref", dest="style_ref", action="store_const", const=False, default=None,
+                   help="edit / style with a style-reference model: mask the region only, as the paper (recon always does)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -58,7 +62,7 @@ def run(args) -> int:
                             restarts=args.restarts, blend=args.blend, mask_rule=args.mask_rule,
                             candidates=args.candidates, ocr=args.ocr,
                             report_samples=args.report_samples, ceiling_only=args.ceiling_only,
-                            workers=args.workers, batch=args.batch, device=args.device)
+                            workers=args.workers, batch=args.batch, device=args.device, style_ref=args.style_ref)
     results = evaluate(settings, args.out, progress=not args.no_progress)
     m = results["metrics"]
     print(f"{results['task']} on {results['data']}: {results['n_samples']} samples "
@@ -71,5 +75,9 @@ def run(args) -> int:
             ref = "OCR ceiling" if ceiling_key and ceiling_key.startswith("ocr_ceiling") else "even slices"
             ceiling = f"   ({ref} {fmt(m[ceiling_key], how)})" if ceiling_key and ceiling_key in m else ""
             print(f"  {label:<34} {fmt(m[key], how):>8}{ceiling}")
+    for bucket, b in (results.get("metrics_by_height") or {}).items():
+        print(f"  words {bucket:>7} px (n={b['n']:3d}): SeqAcc {fmt(b.get('seq_acc_ci'), 'pct')}, text ΔE "
+              f"{fmt(b.get('text_color_de_median'), 'f2')}, background ΔE {fmt(b.get('background_de_median'), 'f2')}, "
+              f"sharpness {fmt(b.get('sharpness_ratio_median'), 'f2')}, SSIM vs truth {fmt(b.get('ssim_gt'), 'f3')}")
     print(f"wrote {args.out}/results.json, samples.csv, report.md")
     return 0
