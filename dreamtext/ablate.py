@@ -27,6 +27,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
+# The style reference's training data (tools/cpu/style_finetune.sh uses the same).
+STYLE_REF_RECIPE = ["style_ref=true", "data.edit_pairs=0.75", "data.pair_length_delta=3", "data.pair_blank_source=0.1"]
 # name → config overrides on top of the preset (the step budget and k_gt are added for every variant).
 VARIANTS: dict[str, list[str]] = {
     "none": ["loss.supervision=none"],
@@ -39,6 +41,11 @@ VARIANTS: dict[str, list[str]] = {
     "balanced-gamma0": ["loss.supervision=balanced", "loss.gamma=0"],  # L_mask without the up-weighting
     "balanced-glyph": ["loss.supervision=balanced", "glyph_prior=true"],
     "balanced-no-glyph": ["loss.supervision=balanced", "glyph_prior=false"],
+    # Our extensions beyond the paper (DESIGN §13, dreamtext.ocr_loss), on top of the glyph prior the shipped
+    # model uses; evaluate the style reference with --task style (the paired split), the others with recon/edit.
+    "balanced-style-ref": ["loss.supervision=balanced", "glyph_prior=true", *STYLE_REF_RECIPE],
+    "balanced-ocr": ["loss.supervision=balanced", "glyph_prior=true", "loss.ocr=0.1"],
+    "balanced-style-ref-ocr": ["loss.supervision=balanced", "glyph_prior=true", *STYLE_REF_RECIPE, "loss.ocr=0.1"],
 }
 DEFAULT_VARIANTS = ("none", "gt", "balanced")
 # The paper switches from ground-truth to predicted masks after 25k of ~175k steps: the same fraction here.

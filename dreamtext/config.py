@@ -89,6 +89,15 @@ class LossConfig:
     s_min: int = 16  # smallest attention-map side used for the masks (§3)
     mask_res: tuple[int, int] | None = None  # common resolution of §3 (None: the largest map)
     cond_dropout: float = 0.1  # probability of dropping the whole text condition (CFG)
+    # The recognition loss (ours, off in the paper's configuration; dreamtext.ocr_loss): weight of the CTC loss
+    # of a frozen word recogniser reading the one-step estimate x̂0 of each training sample against its text.
+    ocr: float = 0.0
+    # How the noise level weights it: "alpha_bar" (× ᾱ_t: x̂0 is a blur at high noise) or "threshold" (1 for
+    # t < ocr_t_max, else 0).
+    ocr_weighting: str = "alpha_bar"
+    ocr_t_max: int = 400
+    # The frozen recogniser: a train-verifier run or checkpoint directory; None: the shipped word verifier.
+    ocr_recognizer: str | None = None
 
 
 @dataclass

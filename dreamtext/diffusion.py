@@ -57,6 +57,17 @@ class NoiseProcess:
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.scheduler.add_noise(x0, noise, t)
 
+    def predict_x0(self, z_t: torch.Tensor, pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The one-step estimate x̂0 of the clean sample from the model's prediction at timestep t (B,):
+        ε: (z_t − √(1−ᾱ)·ε̂)/√ᾱ (DDPM eq. 15); v: √ᾱ·z_t − √(1−ᾱ)·v̂ (Salimans & Ho 2022); sample: the prediction."""
+        a = self.alphas_cumprod.to(device=z_t.device, dtype=torch.float32)[t].reshape(-1, *([1] * (z_t.dim() - 1)))
+        z_t, pred = z_t.float(), pred.float()
+        if self.prediction_type == "epsilon":
+            return (z_t - (1 - a).sqrt() * pred) / a.sqrt()
+        if self.prediction_type == "v_prediction":
+            return a.sqrt() * z_t - (1 - a).sqrt() * pred
+        return pred
+
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What the UNet regresses: ε, or v = √ᾱ·ε − √(1−ᾱ)·x0."""
         if self.prediction_type == "epsilon":

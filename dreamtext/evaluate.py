@@ -268,6 +268,7 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "glyph_prior": bool(cfg.glyph_prior),
         # DESIGN §13: whether the model has the style reference, and whether this run showed it the old word
         "style_ref": {"model": bool(cfg.style_ref), "used": style_ref_used(settings, cfg)},
+        "recognition_loss": float(cfg.loss.ocr),  # the weight of L_ocr the model was trained with (0: off)
         "ocr": ocr_name,
         "workers": settings.workers,
         "perceptual_weights": {  # where LPIPS / FID weights came from (None: skipped, see notices)

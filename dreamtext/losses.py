@@ -85,7 +85,8 @@ def run_model(model, noise_process, batch: dict, cfg: DreamTextConfig, generator
         pred = model(z_t, t, cond)
     finally:
         store.active = was_active
-    out = {"pred": pred, "target": noise_process.target(x0, noise, t), "maps": store.maps(), "drop": drop, "t": t}
+    out = {"pred": pred, "target": noise_process.target(x0, noise, t), "maps": store.maps(), "drop": drop, "t": t,
+           "z_t": z_t}
     store.reset()
     if heads:
         te = model.text_encoder
@@ -237,9 +238,23 @@ class TrainingObjective(nn.Module):
         self.cfg = cfg
         self.full = full
         self.noise_process = NoiseProcess(cfg)
+        self.recognition = None  # L_ocr (dreamtext.ocr_loss), with loss.ocr > 0: a frozen recogniser, not a submodule
+        if full and cfg.loss.ocr > 0:
+            from .ocr_loss import RecognitionLoss
+
+            self.recognition = RecognitionLoss(cfg, self.noise_process.alphas_cumprod)
 
     def forward(self, batch: dict, step: int = 0, generator: torch.Generator | None = None) -> dict:
         drop = None if self.training else torch.zeros(batch["token_ids"].shape[0], dtype=torch.bool)
         out = run_model(self.model, self.noise_process, batch, self.cfg, generator=generator, drop=drop,
                         record=self.full, heads=self.full)
-        return diffusion_losses(out, batch, step, self.cfg) if self.full else bare_diffusion_loss(out)
+        if not self.full:
+            return bare_diffusion_loss(out)
+        losses = diffusion_losses(out, batch, step, self.cfg)
+        if self.recognition is not None:
+            # L = ... + λ_ocr·L_ocr: the recogniser reads x̂0, the gradient reaches the UNet through it only.
+            x0_hat = self.model.decode_latent(self.noise_process.predict_x0(out["z_t"], out["pred"], out["t"]))
+            l_ocr, _ = self.recognition(x0_hat, batch["mask"], batch["token_ids"], out["t"], ~out["drop"].bool())
+            losses["total"] = losses["total"] + self.cfg.loss.ocr * l_ocr
+            losses["ocr"] = l_ocr.detach()
+        return losses

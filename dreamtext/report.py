@@ -110,7 +110,8 @@ def render_markdown(results: dict, has_grids: bool) -> str:
                     if s.get("restarts") else "")
         head.insert(4, f"- sampling: {s['sampler']}, {s['steps']} steps{restarts}, guidance {s['guidance']}, seed "
                        f"{results['seed']} (sample *i* uses seed + *i*); glyph prior "
-                       f"{'on' if results['glyph_prior'] else 'off'}")
+                       f"{'on' if results['glyph_prior'] else 'off'}; recognition loss "
+                       f"{results.get('recognition_loss') or 'off'}")
         if results.get("verifier"):  # the numbers are of the kept sample of several, say so and by which judge
             v = results["verifier"]
             head.insert(5, f"- **best of {s['candidates']} candidates** per record, kept by the word verifier "

@@ -62,7 +62,7 @@ from .train_utils import (
 
 # Config sections a resumed run may change (everything else defines the model, its data or its objective).
 RESUMABLE_CHANGES = ("train.", "sample.", "pretrain.", "data.num_workers")
-LOSS_TERMS = ("total", "mask", "attn", "align", "id")  # the NaN guard's terms (miou may be NaN legitimately)
+LOSS_TERMS = ("total", "mask", "attn", "align", "id", "ocr")  # the NaN guard's terms (miou may be NaN legitimately)
 SAMPLE_SEED_OFFSET = 7919  # the sample grid shows held-out samples of another seed
 
 

@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="tiny", choices=["tiny", "test", "sd2"])
     p.add_argument("--k-gt", type=int, default=None,
                    help="ground-truth steps of 'balanced' (default: 25/175 of --steps, the paper's fraction)")
-    p.add_argument("--task", choices=["recon", "edit"], default="recon")
+    p.add_argument("--task", choices=["recon", "edit", "style"], default="recon",
+                   help="the evaluation task of every variant (style: the paired benchmark of the style reference)")
     p.add_argument("--data", default="bench", help="evaluation source (default bench)")
     p.add_argument("--eval-limit", type=int, default=200, help="evaluation samples per variant (0: all)")
     p.add_argument("--eval-steps", type=int, default=None, help="sampling steps of the evaluation")
