@@ -29,6 +29,7 @@ The logic that does not need Gradio (:mod:`dreamtext.web_inputs`,
 
 import contextlib
 import dataclasses
+import math
 import os
 import re
 import shutil
@@ -123,11 +124,16 @@ class EditService:
                 raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
             quads, texts = parse_regions(regions_spec, (image.shape[1], image.shape[0]), self.max_len,
                                          self.settings.max_regions)
-            steps, seed = int(steps), int(seed)
+            from .config import MAX_GUIDANCE
+            from .pipeline import check_seed
+
+            if not all(math.isfinite(float(v)) for v in (steps, seed, guidance)):
+                raise DreamTextError(f"steps, guidance and seed must be numbers, got {steps}, {guidance}, {seed}")
+            steps, seed = int(steps), check_seed(int(seed))  # the CLI's and the API's seed range
             if not 1 <= steps <= self.settings.max_steps:
                 raise DreamTextError(f"steps must be between 1 and {self.settings.max_steps}, got {steps}")
-            if not 0.0 <= float(guidance) <= 30.0:
-                raise DreamTextError(f"guidance must be between 0 and 30, got {guidance}")
+            if not 0.0 <= float(guidance) <= MAX_GUIDANCE:
+                raise DreamTextError(f"guidance must be between 0 and {MAX_GUIDANCE:g}, got {guidance}")
             if sampler not in SAMPLERS:
                 raise DreamTextError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
             options = {}

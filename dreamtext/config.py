@@ -24,6 +24,9 @@ BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
 SAMPLERS = ("ddim", "euler", "dpm++")  # dreamtext.diffusion.make_scheduler
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
 MAX_CANDIDATES = 16  # sample.candidates: samples per region the word verifier chooses among
+MAX_GUIDANCE = 30.0  # classifier-free guidance scales past this only saturate the image (CLI, API, web alike)
+MAX_SEED = 2**63 - 1  # seeds are 0 … 2^63 − 1 (torch.Generator.manual_seed's non-negative range)
+MAX_REGIONS = 32  # regions one job (one photo) may ask for: each is a whole sampling batch row
 
 
 @dataclass
@@ -303,7 +306,11 @@ class DreamTextConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DreamTextConfig":
-        return _build(cls, d, "")
+        from .config_ranges import check_ranges
+
+        cfg = _build(cls, d, "")
+        check_ranges(cfg)
+        return cfg
 
     def override(self, overrides: dict[str, Any] | list[str]) -> "DreamTextConfig":
         """A copy with dotted-key overrides applied: ``{"train.lr": 1e-4}`` or ``["train.lr=1e-4"]``."""
@@ -332,7 +339,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: {raw!r} is not a valid value") from None
     return out
 
 
@@ -486,7 +496,11 @@ def load_config(preset: str = "tiny", yaml_path: str | Path | None = None,
         path = Path(yaml_path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            detail = " ".join(str(e).split())
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {detail}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping")
         cfg = cfg.override(_flatten(data))

@@ -94,18 +94,75 @@ def atomic_dir(path: str | os.PathLike, *, merge: bool = False):
         raise
 
 
-def read_image_rgb(path_or_image, *, max_pixels: int | None = None) -> np.ndarray:
+# The largest image any entry point decodes (CLI, Python API, dataset readers, web page): 50 megapixels, more
+# than a 48-MP phone photo. Checked on the file's header before a pixel is decoded, so a decompression bomb
+# (a 45-byte PNG claiming 20000×20000) costs nothing. DREAMTEXT_MAX_IMAGE_PIXELS sets another limit.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_PIXELS_ENV = "DREAMTEXT_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$DREAMTEXT_MAX_IMAGE_PIXELS`` (a whole number ≥ 1) or 50 million."""
+    raw = os.environ.get(MAX_IMAGE_PIXELS_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImageError(f"{MAX_IMAGE_PIXELS_ENV}={raw!r} must be a whole number of pixels ≥ 1")
+    return value
+
+
+def _check_pixels(width: int, height: int, name: str, limit: int) -> None:
+    if width * height > limit:
+        raise ImageError(f"image {name!r} is {width}×{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+                         f"{limit / 1e6:g} megapixels (scale it down, or raise {MAX_IMAGE_PIXELS_ENV})")
+
+
+def open_image_checked(path: str | os.PathLike, name: str | None = None, max_pixels: int | None = None):
+    """``PIL.Image.open`` of a file with its header's size checked against the pixel limit before decoding.
+
+    Returns the lazily opened image; ``name`` is what error messages call the file (default: its path).
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    name = str(path) if name is None else name
+    limit = max_image_pixels() if max_pixels is None else max_pixels
+    if not Path(path).is_file():
+        raise ImageError(f"image file {name!r} does not exist")
+    try:
+        with warnings.catch_warnings():  # Pillow warns past its own limit; ours is the one that applies
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as e:  # past twice Pillow's limit: refused at the header already
+        raise ImageError(f"image {name!r} is too large to decode ({e}); the limit is {limit / 1e6:g} megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"cannot read image {name!r}: {e}") from None
+    _check_pixels(img.width, img.height, name, limit)
+    return img
+
+
+def read_image_rgb(path_or_image, *, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
     """Any image a user may hand us → uint8 RGB (H, W, 3).
 
     Applies EXIF orientation, drops alpha (composited on white), expands
     grayscale and palette images and scales 16-bit images to 8 bits. Unreadable
-    files raise :class:`ImageError` naming the file.
+    files raise :class:`ImageError` naming the file (``name``, default its path); so does an image of more
+    than ``max_pixels`` (default :func:`max_image_pixels`), checked before decoding.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    name = str(path_or_image) if isinstance(path_or_image, (str, os.PathLike)) else "<image>"
+    if name is None:
+        name = str(path_or_image) if isinstance(path_or_image, (str, os.PathLike)) else "<image>"
+    limit = max_image_pixels() if max_pixels is None else max_pixels
     if isinstance(path_or_image, np.ndarray):
         arr = path_or_image
+        if arr.ndim >= 2:
+            _check_pixels(arr.shape[1], arr.shape[0], name, limit)
         if arr.ndim == 2:
             arr = np.stack([arr] * 3, axis=-1)
         if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
@@ -126,16 +183,15 @@ def read_image_rgb(path_or_image, *, max_pixels: int | None = None) -> np.ndarra
     try:
         if isinstance(path_or_image, Image.Image):
             img = path_or_image
+            _check_pixels(img.width, img.height, name, limit)
         else:
-            if not Path(path_or_image).is_file():
-                raise ImageError(f"image file {name!r} does not exist")
-            img = Image.open(path_or_image)
+            img = open_image_checked(path_or_image, name, limit)
             img.load()
         img = ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, ImageError):
+            raise
         raise ImageError(f"cannot read image {name!r}: {e}") from None
-    if max_pixels is not None and img.width * img.height > max_pixels:
-        raise ImageError(f"image {name!r} is {img.width}×{img.height}; the limit is {max_pixels} pixels")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if arr.max() > 255 else 255.0

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MAX_CANDIDATES, SAMPLERS
+from .config import MAX_CANDIDATES, MAX_REGIONS, SAMPLERS
 from .errors import CheckpointError, RegionError
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .regions import parse_region, window_matrix
@@ -126,15 +126,7 @@ class DreamTextPipeline:
         """``None``: the model shipped in ``dreamtext/assets/model``; else a run, checkpoint or pipeline directory."""
         from .checkpoint import load_model
 
-        if path is None:
-            if not (SHIPPED_MODEL_DIR / "config.json").is_file():
-                raise CheckpointError(
-                    f"no shipped model is present in {SHIPPED_MODEL_DIR}; pass a trained checkpoint with "
-                    "--ckpt PATH (a run, checkpoint or pipeline directory)")
-            path = SHIPPED_MODEL_DIR
-        if not Path(path).exists():
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-        model, cfg = load_model(path, use_ema=use_ema)
+        model, cfg = load_model(model_path(path), use_ema=use_ema)
         return cls(model, cfg, device=device)
 
     def save_pretrained(self, directory: str | Path, *, half: bool = False, source: dict | None = None,
@@ -207,16 +199,10 @@ class DreamTextPipeline:
         from .sampling import sample_with_attention
 
         cfg = self.cfg
-        steps = cfg.sample.steps if steps is None else steps
-        guidance = cfg.sample.guidance if guidance is None else guidance
-        sampler = cfg.sample.sampler if sampler is None else sampler
-        restarts = cfg.sample.restarts if restarts is None else restarts
-        blend = cfg.sample.blend if blend is None else blend
-        mask_rule = cfg.sample.mask_rule if mask_rule is None else mask_rule
-        candidates = cfg.sample.candidates if candidates is None else candidates
-        style_ref = bool(cfg.sample.use_style_ref if style_ref is None else style_ref) and cfg.style_ref
-        check_options(steps, guidance, sampler, restarts, blend, mask_rule, candidates)
-        steps, guidance, restarts, candidates = int(steps), float(guidance), int(restarts), int(candidates)
+        o = resolve_options(cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts, blend=blend,
+                            mask_rule=mask_rule, candidates=candidates, style_ref=style_ref)
+        steps, guidance, sampler, restarts = o["steps"], o["guidance"], o["sampler"], o["restarts"]
+        blend, mask_rule, candidates, style_ref = o["blend"], o["mask_rule"], o["candidates"], o["style_ref"]
         jobs = list(jobs)
         seeds = [0] * len(jobs) if seeds is None else list(seeds)
         if not jobs or len(seeds) != len(jobs):
@@ -228,7 +214,7 @@ class DreamTextPipeline:
             images.append(img); quads.append(job_quads); texts.append(job_texts)
             parts.append(self.prepare(img, job_quads, job_texts, style_ref=style_ref))
         batch = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
-        seeds = [int(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
+        seeds = [check_seed(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         # One job: its generator draws for all its regions at once, as edit() always has.
         generator = generators[0] if len(jobs) == 1 else [g for g, q in zip(generators, quads) for _ in q]
@@ -324,6 +310,9 @@ class DreamTextPipeline:
             regions = [regions]
         if not regions:
             raise RegionError("no region given: pass at least one box or quad")
+        if len(regions) > MAX_REGIONS:
+            raise RegionError(f"{len(regions)} regions given; one photo takes at most {MAX_REGIONS} per job "
+                              "(split them over several jobs)")
         if len(regions) != len(texts):
             raise RegionError(f"{len(regions)} region(s) but {len(texts)} text(s): give one text per region")
         quads = [parse_region(r, img.shape[:2]) for r in regions]
@@ -387,7 +376,7 @@ def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, 
                   mask_rule: str = "attention", candidates: int = 1) -> None:
     """Raise :class:`ConfigError` for sampling options no sampler accepts."""
     from .errors import ConfigError
-    from .config import BLEND_MODES, MASK_RULES
+    from .config import BLEND_MODES, MASK_RULES, MAX_GUIDANCE
 
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -397,8 +386,8 @@ def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, 
         raise ConfigError(f"guidance must be a number, got {guidance!r}")
     if not 1 <= steps <= 1000:
         raise ConfigError(f"steps must be between 1 and 1000, got {steps}")
-    if not np.isfinite(guidance) or guidance < 0:
-        raise ConfigError(f"guidance must be a number ≥ 0, got {guidance}")
+    if not np.isfinite(guidance) or not 0 <= guidance <= MAX_GUIDANCE:
+        raise ConfigError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g}, got {guidance}")
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or not 0 <= restarts <= 20:
         raise ConfigError(f"restarts must be a whole number from 0 to 20, got {restarts!r}")
     if blend not in BLEND_MODES:
@@ -408,6 +397,51 @@ def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, 
     if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) \
             or not 1 <= candidates <= MAX_CANDIDATES:
         raise ConfigError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates!r}")
+
+
+def model_path(path: str | Path | None) -> Path:
+    """The model a user names: ``None`` is the one shipped in ``dreamtext/assets/model``; a path must exist."""
+    if path is None:
+        if not (SHIPPED_MODEL_DIR / "config.json").is_file():
+            raise CheckpointError(
+                f"no shipped model is present in {SHIPPED_MODEL_DIR}; pass a trained checkpoint with "
+                "--ckpt PATH (a run, checkpoint or pipeline directory)")
+        return SHIPPED_MODEL_DIR
+    if not Path(path).exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    return Path(path)
+
+
+def resolve_options(cfg, *, steps=None, guidance=None, sampler=None, restarts=None, blend=None, mask_rule=None,
+                    candidates=None, style_ref=None) -> dict:
+    """The sampling options of one edit: each None taken from ``cfg.sample``, then all checked (ConfigError)."""
+    s = cfg.sample
+    o = {"steps": s.steps if steps is None else steps, "guidance": s.guidance if guidance is None else guidance,
+         "sampler": s.sampler if sampler is None else sampler, "restarts": s.restarts if restarts is None else restarts,
+         "blend": s.blend if blend is None else blend, "mask_rule": s.mask_rule if mask_rule is None else mask_rule,
+         "candidates": s.candidates if candidates is None else candidates}
+    check_options(o["steps"], o["guidance"], o["sampler"], o["restarts"], o["blend"], o["mask_rule"], o["candidates"])
+    if style_ref is not None and not isinstance(style_ref, bool):
+        from .errors import ConfigError
+
+        raise ConfigError(f"style_ref must be true or false, got {style_ref!r}")
+    o.update(steps=int(o["steps"]), guidance=float(o["guidance"]), restarts=int(o["restarts"]),
+             candidates=int(o["candidates"]),
+             # the old word as the reference only where the model has that input (DESIGN §13)
+             style_ref=bool(s.use_style_ref if style_ref is None else style_ref) and cfg.style_ref)
+    return o
+
+
+def check_seed(seed) -> int:
+    """A seed as given by a user (CLI, --spec, API, web page) → int, or ConfigError: a whole number 0 … 2^63 − 1."""
+    from .config import MAX_SEED
+    from .errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"seed must be from 0 to {MAX_SEED} (2^63 − 1), got {seed}")
+    return int(seed)
 
 
 def _to_uint8(x) -> np.ndarray:

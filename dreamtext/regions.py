@@ -24,6 +24,9 @@ def box_to_quad(box) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
 
 
+MIN_REGION_PX = 2  # a region's shortest side (CLI, --spec, API and web page alike)
+
+
 def parse_region(region, image_hw: tuple[int, int]) -> np.ndarray:
     """A box, a quad (4×2 or 8 numbers) or a ``{"box"|"quad": ...}`` dict → checked float32 (4, 2).
 
@@ -72,6 +75,10 @@ def _check_quad(quad: np.ndarray, image_hw, given) -> np.ndarray:
     if mixed or area < 0 or np.any(turns <= 0):
         raise RegionError(f"quad {_fmt(given)} is not a convex quadrilateral in the order "
                           "top-left, top-right, bottom-right, bottom-left")
+    sides = np.hypot(edges[:, 0], edges[:, 1])  # TL→TR, TR→BR, BR→BL, BL→TL
+    if sides.min() < MIN_REGION_PX:
+        raise RegionError(f"region {_fmt(given)} is {0.5 * (sides[0] + sides[2]):.3g}×{0.5 * (sides[1] + sides[3]):.3g} "
+                          f"px; a region needs at least {MIN_REGION_PX}×{MIN_REGION_PX} px")
     tol = 0.5
     if quad[:, 0].min() < -tol or quad[:, 1].min() < -tol or quad[:, 0].max() > w + tol or quad[:, 1].max() > h + tol:
         raise RegionError(f"region {_fmt(given)} reaches outside the {w}×{h} image")

@@ -239,6 +239,12 @@ class Trainer:
 
         load_state_into(self.model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
         state = read_json(ckpt / "state.json")
+        for key, kind in (("step", int), ("ema_updates", int), ("optimizer", dict), ("rng", dict)):
+            value = state.get(key) if isinstance(state, dict) else None
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+                raise CheckpointError(f"{str(ckpt / 'state.json')!r}: {key!r} must be "
+                                      f"{'a whole number ≥ 0' if kind is int else 'an object'}, got {value!r}; "
+                                      "the checkpoint cannot be resumed")
         self.ema.load_shadow({k: v.to(self.acc.device) for k, v in read_tensors(ckpt / "ema.safetensors").items()},
                              state["ema_updates"])
         opt_state = unflatten_optimizer_state(read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])

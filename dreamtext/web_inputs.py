@@ -75,9 +75,7 @@ def load_upload(path: str | os.PathLike | None, settings) -> np.ndarray:
     The byte size and the dimensions (read from the header, before any pixel is
     decoded) are checked first, so a decompression bomb is refused cheaply.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    from .io_utils import read_image_rgb
+    from .io_utils import open_image_checked, read_image_rgb
 
     if path is None:
         raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
@@ -85,15 +83,18 @@ def load_upload(path: str | os.PathLike | None, settings) -> np.ndarray:
     size = path.stat().st_size
     if size > settings.max_upload_bytes:
         raise ImageError(f"the upload is {size / 2**20:.1f} MiB; the limit is {settings.max_upload_mb:g} MiB")
+    # The user's own file name, never the server's temporary path (the upload keeps its name as the last part).
     try:
-        with Image.open(path) as probe:
+        with open_image_checked(path, path.name) as probe:
             width, height = probe.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except ImageError as e:
+        if "megapixels" in str(e):
+            raise
         raise ImageError(f"{path.name!r} is not an image this page can read (use PNG, JPEG or WebP)") from None
     if max(width, height) > settings.max_side:
         raise ImageError(f"the photo is {width}×{height} px; the longest side may be at most "
                          f"{settings.max_side} px (scale it down first)")
-    return read_image_rgb(path)
+    return read_image_rgb(path, name=path.name)
 
 
 def draw_boxes(image: np.ndarray, quads: list[np.ndarray], texts: list[str],

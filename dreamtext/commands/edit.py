@@ -87,20 +87,35 @@ def parse_numbers(kind: str, value: str) -> list[float]:
     return numbers
 
 
-def check_output_path(path: str | None, what: str) -> Path:
-    """An output path whose extension Pillow can write, checked before any work is done."""
+def check_output_path(path, what: str) -> Path:
+    """An output path whose extension Pillow can write, in a folder where a file can be created: checked
+    before any work is done, by creating (and removing) a temporary file beside it, so nothing is sampled
+    only to fail at the end and nothing is half-written."""
+    import tempfile
+
     from PIL import Image
 
-    if not path:
-        raise ImageError(f"no {what} path given (-o OUT.png)")
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise ImageError(f"no {what} path given (-o OUT.png)" if not path else
+                         f"the {what} path must be a string, got {path!r}")
     p = Path(path)
     if Image.registered_extensions().get(p.suffix.lower()) is None:
         raise ImageError(f"cannot tell the image format of {what} {str(p)!r} from its extension (use .png or .jpg)")
+    if p.is_dir():
+        raise ImageError(f"{what} {str(p)!r} is a folder, not a file")
+    parent = p.parent
+    if not parent.is_dir():
+        raise ImageError(f"cannot write {what} {str(p)!r}: {str(parent)!r} is not an existing folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{p.name}.", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise ImageError(f"cannot write {what} {str(p)!r}: {e.strerror or e}") from None
     return p
 
 
 def run(args) -> int:
-    from ..pipeline import check_options
+    from ..pipeline import resolve_options
 
     if args.spec:
         if args.image or args.regions or args.text:
@@ -115,11 +130,12 @@ def run(args) -> int:
         raise RegionError(f"{len(regions)} region(s) but {len(args.text)} --text value(s): give one text per region")
     out = check_output_path(args.out, "output")
     masks = check_output_path(args.masks, "--masks output") if args.masks else None
-    if any(v is not None for v in (args.steps, args.guidance, args.sampler, args.restarts, args.candidates)):
-        check_options(args.steps or 1, 0.0 if args.guidance is None else args.guidance, args.sampler or "ddim",
-                      args.restarts or 0, candidates=1 if args.candidates is None else args.candidates)
+    # Everything that can be checked is checked before the model loads (seconds) and samples (more).
+    cfg = model_config(args.ckpt)
+    resolve_options(cfg, **{k: v for k, v in sampling_kwargs(args).items() if k != "seed"})
+    image = check_job_inputs(args.image, regions, args.text, cfg, args.seed, args.candidates)
     pipe = load_pipeline(args.ckpt)
-    result = pipe.edit(args.image, regions, args.text, progress=True, **sampling_kwargs(args))
+    result = pipe.edit(image, regions, args.text, progress=True, **sampling_kwargs(args))
     write_result(result, out, masks)
     print(f"wrote {out}" + (f" and {masks}" if masks else ""))
     print_verifier_readings(result)
@@ -133,6 +149,42 @@ def print_verifier_readings(result) -> None:
             scores = ", ".join(f"{v:.2f}" for v in r.candidate_scores)
             print(f"region {i} {r.text!r}: kept candidate {r.chosen} of {len(r.candidate_scores)} "
                   f"(verifier log p per character: {scores}); the verifier reads {r.verifier_reading!r}")
+
+
+def model_config(ckpt: str | None):
+    """The config of the model ``--ckpt`` names (default: the shipped one), read without loading its weights."""
+    from ..checkpoint import read_config, resolve_checkpoint
+    from ..pipeline import model_path
+
+    return read_config(resolve_checkpoint(model_path(ckpt)))
+
+
+def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=None):
+    """The photo read (→ uint8 array: the pipeline takes it as is), every region, text, the seed and, for best of
+    N, the verifier checked: a bad input is one error line before any model is loaded or any pixel sampled."""
+    from ..charset import validate_text
+    from ..config import MAX_REGIONS
+    from ..io_utils import read_image_rgb
+    from ..pipeline import check_seed
+    from ..regions import parse_region
+
+    if not isinstance(image, str):
+        raise ImageError(f"'image' must be a file path, got {image!r}")
+    img = read_image_rgb(image)
+    if len(regions) > MAX_REGIONS:
+        raise RegionError(f"{len(regions)} regions given; one photo takes at most {MAX_REGIONS} per job "
+                          "(split them over several jobs)")
+    for region in regions:
+        parse_region(region, img.shape[:2])
+    for text in texts:
+        validate_text(text, cfg.max_len)
+    check_seed(seed)
+    if (candidates if candidates is not None else cfg.sample.candidates) > 1:
+        from ..checkpoint import resolve_checkpoint
+        from ..verifier import SHIPPED_VERIFIER_DIR, verifier_state
+
+        verifier_state(resolve_checkpoint(cfg.sample.verifier or SHIPPED_VERIFIER_DIR))
+    return img
 
 
 def load_pipeline(ckpt: str | None):
@@ -168,6 +220,8 @@ def load_spec(path: str | Path) -> list[dict]:
         raise DreamTextError(f"spec file {str(path)!r} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DreamTextError(f"spec file {str(path)!r} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise DreamTextError(f"spec file {str(path)!r} is nested too deeply to be a list of jobs") from None
     if not isinstance(jobs, list) or not jobs:
         raise DreamTextError(f"spec file {str(path)!r} must hold a non-empty JSON list of jobs")
     base = path.resolve().parent
@@ -185,6 +239,8 @@ JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule",
 
 def run_job(pipe, job: dict, defaults: dict) -> str:
     """Edit one spec job; raises a DreamTextError naming what is wrong with it."""
+    from ..pipeline import resolve_options
+
     if "_bad" in job:
         raise DreamTextError(f"a job must be an object with image, regions and out, got {job['_bad']!r}")
     missing = [k for k in ("image", "regions", "out") if k not in job]
@@ -200,14 +256,20 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
     for r in regions:
         if not isinstance(r, dict) or "text" not in r:
             raise RegionError(f"region {r!r} needs a 'text' and a 'box' or 'quad'")
+        extra = sorted(set(r) - {"text", "box", "quad"})
+        if extra:
+            raise RegionError(f"region {r!r} has unknown key(s) {', '.join(map(str, extra))} (a region is "
+                              "{'box' or 'quad', 'text'})")
         boxes.append({k: v for k, v in r.items() if k != "text"})
         texts.append(r["text"])
     out = check_output_path(job["out"], "output")
-    masks = check_output_path(job["masks"], "masks output") if job.get("masks") else None
+    masks = check_output_path(job["masks"], "masks output") if job.get("masks") is not None else None
     if "style_ref" in job and not isinstance(job["style_ref"], bool):
         raise DreamTextError(f"'style_ref' must be true or false, got {job['style_ref']!r}")
     kwargs = {**defaults, **{k: job[k] for k in JOB_OPTIONS if k in job}}
-    result = pipe.edit(job["image"], boxes, texts, **kwargs)
+    resolve_options(pipe.cfg, **{k: v for k, v in kwargs.items() if k != "seed"})
+    image = check_job_inputs(job["image"], boxes, texts, pipe.cfg, kwargs["seed"], kwargs["candidates"])
+    result = pipe.edit(image, boxes, texts, **kwargs)
     write_result(result, out, masks)
     return str(out)
 

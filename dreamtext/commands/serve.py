@@ -35,8 +35,13 @@ def run(args) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    if args.max_upload_mb <= 0 or args.max_side < 16 or args.max_regions < 1 or args.max_queue < 1:
-        raise ConfigError("--max-upload-mb must be > 0, --max-side >= 16, --max-regions and --max-queue >= 1")
+    import math
+
+    if not (math.isfinite(args.max_upload_mb) and 0 < args.max_upload_mb <= 100_000) or args.max_side < 16 \
+            or args.max_regions < 1 or args.max_queue < 1:
+        raise ConfigError(f"--max-upload-mb must be a number in (0, 100000] (got {args.max_upload_mb:g}), --max-side "
+                          f">= 16 (got {args.max_side}), --max-regions and --max-queue >= 1 (got {args.max_regions}, "
+                          f"{args.max_queue})")
     # Only looked up, not imported: serve() must set GRADIO_TEMP_DIR before the import.
     if importlib.util.find_spec("gradio") is None:
         raise ConfigError("the web page needs Gradio: pip install 'dreamtext[web]'")
