@@ -88,13 +88,22 @@ def save_checkpoint(directory: str | Path, cfg: DreamTextConfig, tensors: dict[s
         state_text = json.dumps(state, indent=1, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint state for {str(directory)!r} is not JSON-serialisable: {e}") from None
-    with atomic_dir(directory, merge=merge) as tmp:
-        (tmp / "config.json").write_text(cfg.to_json())
-        (tmp / "state.json").write_text(state_text)
-        for name, tdict in tensors.items():
-            # safetensors refuses shared storage and non-contiguous tensors: give it plain copies.
-            flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tdict.items()}
-            save_file(flat, str(tmp / f"{name}.safetensors"), metadata={"format": "pt"})
+    from safetensors import SafetensorError
+
+    try:
+        with atomic_dir(directory, merge=merge) as tmp:
+            (tmp / "config.json").write_text(cfg.to_json())
+            (tmp / "state.json").write_text(state_text)
+            for name, tdict in tensors.items():
+                # safetensors refuses shared storage and non-contiguous tensors: give it plain copies.
+                flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tdict.items()}
+                save_file(flat, str(tmp / f"{name}.safetensors"), metadata={"format": "pt"})
+    except (OSError, SafetensorError) as e:  # the temp folder is gone, an older checkpoint is untouched
+        detail = " ".join(str(e).split())
+        full = any(s in detail for s in ("No space left", "File too large", "Disk quota")) or \
+            getattr(e, "errno", None) in (28, 27, 122)  # ENOSPC, EFBIG, EDQUOT
+        raise CheckpointError(f"{'disk full' if full else 'cannot write'} while writing checkpoint "
+                              f"{str(directory)!r} ({detail[:200]})") from None
     return directory
 
 
@@ -139,7 +148,7 @@ def is_checkpoint_dir(path: str | Path) -> bool:
     return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
 
-def _step_of(path: Path) -> int:
+def checkpoint_step(path: Path) -> int:
     state = path / "state.json"
     if state.is_file():
         try:
@@ -163,7 +172,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         if root.is_dir():
             for p in root.iterdir():
                 if p.is_dir() and not p.name.startswith(".") and is_checkpoint_dir(p):
-                    found.append((_step_of(p), p.name, p))
+                    found.append((checkpoint_step(p), p.name, p))
     return max(found)[2] if found else None
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import latest_checkpoint, read_config, read_json, read_tensors, save_checkpoint
+from .checkpoint import checkpoint_step, latest_checkpoint, read_config, read_json, read_tensors, save_checkpoint
 from .config import DreamTextConfig
 from .ema import EMA
 from .errors import CheckpointError, ConfigError
@@ -183,6 +184,18 @@ def loss_values(losses: dict) -> dict[str, float]:
     return {k: out[k] for k in losses}
 
 
+def remove_stale_temp_dirs(ckpt_root: Path) -> list[str]:
+    """The hidden ``.step_N.*.tmp`` / ``.old`` folders a killed checkpoint write leaves in ``checkpoints/``
+    (io_utils.atomic_dir), removed on resume; complete checkpoints are never touched. Returns the names."""
+    removed = []
+    if ckpt_root.is_dir():
+        for p in sorted(ckpt_root.glob(".step_*")):
+            if p.is_dir() and (p.name.endswith(".tmp") or p.name.endswith(".old")):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+    return removed
+
+
 class Trainer:
     """State of one training run; ``train()`` is the public entry point."""
 
@@ -269,7 +282,13 @@ class Trainer:
                 "mixed_precision": self.acc.mixed_precision,
             }
             tensors = {"model": self.model.state_dict(), "ema": self.ema.shadow, "optimizer": opt_tensors}
-            save_checkpoint(path, self.cfg, tensors, state)
+            try:
+                save_checkpoint(path, self.cfg, tensors, state)
+            except CheckpointError as e:
+                last = latest_checkpoint(self.run_dir)
+                raise CheckpointError(f"step {self.step}: {e}; the last complete checkpoint is "
+                                      f"{'step ' + str(checkpoint_step(last)) + ' in ' + str(last) if last else 'none'}"
+                                      ) from None
             prune_checkpoints(self.ckpt_root, self.cfg.train.keep_ckpts)
         self.acc.wait_for_everyone()
         self.last_saved_step = self.step
@@ -398,11 +417,24 @@ def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True) -> 
     ``samples_per_s``, ``resumed_from``, ``weights_digest`` (of this process's weights),
     ``first_batch_texts`` (of this process: processes see different data), ``mixed_precision``.
     """
+    fresh = not Path(cfg.train.out_dir).exists()  # a failed start removes only a folder it created itself
     trainer = Trainer(cfg, resume=resume)
     acc, t = trainer.acc, cfg.train
     main = acc.is_main_process
-    logger = MetricsLogger(trainer.run_dir, resume_step=trainer.step if trainer.resumed_from else None) if main else None
-    batches = step_batches(cfg, trainer.rank, trainer.world, t.seed, start_micro=trainer.step * t.grad_accum)
+    if main and resume:
+        remove_stale_temp_dirs(trainer.ckpt_root)
+    logger = None
+    try:
+        logger = MetricsLogger(trainer.run_dir, resume_step=trainer.step if trainer.resumed_from else None) \
+            if main else None
+        batches = step_batches(cfg, trainer.rank, trainer.world, t.seed, start_micro=trainer.step * t.grad_accum)
+        batches = _prepend(next(batches), batches)  # the data source's errors surface here, before any step
+    except BaseException:
+        if logger:
+            logger.close()
+        if fresh and main:
+            shutil.rmtree(trainer.run_dir, ignore_errors=True)
+        raise
     first_texts = None
     bar = None
     if progress and main:

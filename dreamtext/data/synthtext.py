@@ -27,7 +27,11 @@ REQUIRED_FIELDS = ("imnames", "wordBB", "charBB", "txt")
 
 def _as_quads(bb, what: str, where: str) -> np.ndarray:
     """2×4 or 2×4×K array → float32 (K, 4, 2)."""
-    a = np.asarray(bb, dtype=np.float64)
+    try:
+        a = np.asarray(bb, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: {what} must be a 2×4×K array of numbers, got {type(bb).__name__} "
+                           f"{str(bb)[:40]!r}") from None
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[:2] != (2, 4):

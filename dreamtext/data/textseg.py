@@ -25,10 +25,21 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
 def _quad(bbox, where: str) -> np.ndarray:
-    a = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    try:
+        a = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: bbox must be 8 numbers x1, y1, ..., x4, y4, got {bbox!r}") from None
     if a.size != 8 or not np.isfinite(a).all():
         raise DatasetError(f"{where}: bbox must be 8 numbers x1, y1, ..., x4, y4, got {bbox!r}")
     return a.reshape(4, 2).astype(np.float32)
+
+
+def _mask_value(value, where: str) -> int:
+    """A character's label in the ``_mask.png`` (an 8- or 16-bit label image): a whole number 1 … 65535."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
+            or float(value) != int(value) or not 1 <= int(value) <= 65535:
+        raise DatasetError(f"{where}: a character's mask_value must be a whole number from 1 to 65535, got {value!r}")
+    return int(value)
 
 
 class TextSegReader(IndexedSource):
@@ -69,7 +80,7 @@ class TextSegReader(IndexedSource):
                     if not isinstance(c, dict) or "mask_value" not in c or "bbox" not in c:
                         raise DatasetError(f"{where}: a character lacks 'bbox' or 'mask_value'")
                 self.entries.append((img, mask, anno, wid, str(word["text"]), _quad(word["bbox"], where),
-                                     [(_quad(c["bbox"], where), int(c["mask_value"])) for c in chars]))
+                                     [(_quad(c["bbox"], where), _mask_value(c["mask_value"], where)) for c in chars]))
 
     @functools.lru_cache(maxsize=2)
     def _pair(self, img: Path, mask: Path):
@@ -107,6 +118,10 @@ class TextSegReader(IndexedSource):
         image, labels = pair
         if self.skipped.skip_if(quad_problem(quad, image.shape[:2]), where):
             return None
+        top = max(v for _, v in chars)
+        if top > np.iinfo(labels.dtype).max:
+            raise DatasetError(f"{where}: mask_value {top} cannot occur in {str(mask)!r}, an image of "
+                               f"{np.iinfo(labels.dtype).bits}-bit labels")
         masks = labels[None] == np.array([v for _, v in chars], labels.dtype)[:, None, None]
         if not masks.any(axis=(1, 2)).all():
             self.skipped.skip("a character's mask_value is absent from the mask", where)
