@@ -116,9 +116,11 @@ class EditService:
 
     def run(self, image: np.ndarray | None, regions_spec: str, *, steps: float, guidance: float,
             sampler: str, seed: float, restarts: float | None = None, blend: str | None = None,
-            mask_rule: str | None = None, candidates: float | None = None) -> EditOutput:
+            mask_rule: str | None = None, candidates: float | None = None,
+            style_ref: bool | None = None) -> EditOutput:
         """``restarts`` / ``blend`` / ``mask_rule`` / ``candidates`` None: the model's default (``edit_fn`` is
-        not passed any)."""
+        not passed any); ``style_ref`` False: the region masked only, without the old word as the style
+        reference (True and None: the model's default, the reference where the model has it)."""
         try:
             if image is None:
                 raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
@@ -151,6 +153,8 @@ class EditService:
                         raise DreamTextError(f"unknown {name.replace('_', ' ')} {value!r}; choose one of "
                                              f"{', '.join(choices)}")
                     options[name] = value
+            if style_ref is False:
+                options["style_ref"] = False
             with self._lock:
                 result = self.edit_fn(image, quads, texts, steps=steps, guidance=float(guidance),
                                       sampler=sampler, seed=seed, **options)
@@ -247,7 +251,7 @@ def build_app(service: EditService):
         quads, texts = _boxes_for_preview(spec, image)
         return draw_boxes(image, quads, texts, pending)
 
-    def on_edit(image, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule, candidates,
+    def on_edit(image, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule, candidates, style_ref,
                 progress=gr.Progress(track_tqdm=True)):
         progress(0.0, desc="sampling")
         # One server-log line as a request leaves the queue and one as it ends: what an operator reads to
@@ -255,7 +259,7 @@ def build_app(service: EditService):
         started = time.monotonic()
         log_event(f"edit started ({int(steps)} steps)")
         out = service.run(image, spec, steps=steps, guidance=guidance, sampler=sampler, seed=seed, restarts=restarts,
-                          blend=blend, mask_rule=mask_rule, candidates=candidates)
+                          blend=blend, mask_rule=mask_rule, candidates=candidates, style_ref=bool(style_ref))
         log_event(f"edit finished in {time.monotonic() - started:.2f} s: {out.message}")
         if not out.ok:
             return status_markdown(out.message), None, None, None, gr.update(value=None, visible=False)
@@ -293,6 +297,9 @@ def build_app(service: EditService):
                     candidates = gr.Slider(1, MAX_WEB_CANDIDATES, value=int(d.get("candidates", 1)), step=1,
                                            label="candidates (best of N: the word verifier keeps the one it reads "
                                                  "best; N times the time)", elem_id="candidates")
+                    style_ref = gr.Checkbox(value=True, elem_id="style_ref",
+                                            label="keep the old word's look (the model sees the region's original "
+                                                  "pixels; models with the style reference, version 7 on)")
                 run = gr.Button("Edit", variant="primary", elem_id="run")
                 status = gr.Markdown("Upload a photo to start.", elem_id="status")
             with gr.Column(scale=2):
@@ -313,7 +320,8 @@ def build_app(service: EditService):
         upload.clear(on_clear, None, [photo, preview, spec, pending, status], queue=False)
         preview.select(on_click, [photo, spec, pending, new_text], [spec, pending, preview, status], queue=False)
         spec.change(on_spec_change, [photo, spec, pending], [preview], queue=False)
-        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule, candidates],
+        run.click(on_edit, [photo, spec, steps, guidance, sampler, seed, restarts, blend, mask_rule, candidates,
+                            style_ref],
                   [status, result, slider, overlay, download], concurrency_limit=1, api_name="edit")
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue)
     return demo, theme

@@ -18,6 +18,8 @@ import numpy as np
 from .errors import DatasetError
 
 NEEDED_COLUMNS = ("index", "target", "seq_acc_ci", "ned")
+# Per-record numbers compared pairwise when both runs have them (the style task): lower is better.
+PAIRED_LOWER_IS_BETTER = ("text_color_de", "background_de")
 
 
 def sign_test(better: int, worse: int) -> float:
@@ -73,7 +75,16 @@ def compare_runs(run_a: str | Path, run_b: str | Path, boot: int = 4000, seed: i
     diff = ned_b - ned_a
     means = np.random.default_rng(seed).choice(diff, size=(boot, len(diff))).mean(1)
     only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    paired = {}
+    for key in PAIRED_LOWER_IS_BETTER:  # the style task's colour errors, where both runs have them
+        va, vb = _floats(a, idx, key), _floats(b, idx, key)
+        ok = ~(np.isnan(va) | np.isnan(vb))
+        if ok.any():
+            paired[key] = {"n": int(ok.sum()), "median_a": float(np.median(va[ok])), "median_b": float(np.median(vb[ok])),
+                           "lower_in_b": int((vb[ok] < va[ok]).sum()), "lower_in_a": int((va[ok] < vb[ok]).sum()),
+                           "sign_p": sign_test(int((vb[ok] < va[ok]).sum()), int((va[ok] < vb[ok]).sum()))}
     return {
+        **({"paired": paired} if paired else {}),
         "n": len(idx), "seq_acc_a": float(right_a.mean()), "seq_acc_b": float(right_b.mean()),
         "only_a": only_a, "only_b": only_b, "sign_p": sign_test(only_b, only_a),
         "ned_a": float(ned_a.mean()), "ned_b": float(ned_b.mean()),
@@ -81,9 +92,23 @@ def compare_runs(run_a: str | Path, run_b: str | Path, boot: int = 4000, seed: i
     }
 
 
+def _floats(rows: dict[int, dict], idx: list[int], key: str) -> np.ndarray:
+    def value(row):
+        try:
+            return float(row.get(key) or "nan")
+        except ValueError:
+            return float("nan")
+
+    return np.array([value(rows[i]) for i in idx], np.float64)
+
+
 def comparison_line(c: dict) -> str:
-    """One line of what :func:`compare_runs` found."""
+    """One line of what :func:`compare_runs` found (and, for the style task, one per colour metric)."""
     lo, hi = c["ned_diff_ci"]
-    return (f"{c['n']} records: SeqAcc A {100 * c['seq_acc_a']:.1f} % → B {100 * c['seq_acc_b']:.1f} % "
+    line = (f"{c['n']} records: SeqAcc A {100 * c['seq_acc_a']:.1f} % → B {100 * c['seq_acc_b']:.1f} % "
             f"(right only in A {c['only_a']}, only in B {c['only_b']}; sign test p = {c['sign_p']:.2g}); "
             f"NED {c['ned_a']:.3f} → {c['ned_b']:.3f} (B − A {c['ned_diff']:+.3f}, 95 % CI [{lo:+.3f}, {hi:+.3f}])")
+    for key, p in c.get("paired", {}).items():
+        line += (f"\n  {key}: median A {p['median_a']:.2f} → B {p['median_b']:.2f} over {p['n']} records (lower in B "
+                 f"on {p['lower_in_b']}, in A on {p['lower_in_a']}; sign test p = {p['sign_p']:.2g})")
+    return line

@@ -80,6 +80,11 @@ class EvalSettings:
     def check(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        from .config import MAX_SEED
+
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED - 10**7:
+            raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED - 10**7} (sample i uses seed + i), "
+                              f"got {self.seed!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
         if self.workers < 1:

@@ -253,3 +253,36 @@ def test_pipeline_uses_the_old_word_by_default_and_not_with_the_flag(style_ckpt,
     capsys.readouterr()
     assert main(["edit", "--spec", str(spec), "--ckpt", str(style_ckpt), "--steps", "2"]) == 1
     assert "'style_ref' must be true or false" in capsys.readouterr().err
+
+
+def test_web_page_keeps_the_old_words_look_unless_unticked(style_ckpt, tmp_path):
+    from _pipeline_fixtures import photo
+    from dreamtext.app import EditService, ServeSettings
+    from dreamtext.pipeline import DreamTextPipeline
+
+    pipe = DreamTextPipeline.from_pretrained(style_ckpt)
+    service = EditService(pipe.edit, max_len=pipe.cfg.max_len, settings=ServeSettings(),
+                          results_dir=tmp_path / "results", defaults={"steps": 2})
+    img, spec = photo(), "20, 10, 100, 34, ab"
+    kept = service.run(img, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, style_ref=True)
+    plain = service.run(img, spec, steps=2, guidance=3.0, sampler="ddim", seed=0, style_ref=False)
+    direct = pipe.edit(img, [(20, 10, 100, 34)], ["ab"], steps=2, guidance=3.0, sampler="ddim", seed=0)
+    assert kept.ok and plain.ok
+    assert np.array_equal(kept.image, np.asarray(direct.image))  # ticked: the pipeline's default, the reference
+    assert not np.array_equal(kept.image, plain.image)
+
+
+def test_compare_pairs_the_colour_errors_of_two_style_runs(tmp_path):
+    from dreamtext.compare import compare_runs, comparison_line
+
+    header = "index,target,seq_acc_ci,ned,text_color_de,background_de\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "samples.csv").write_text(header + "0,ab,1,0,20,5\n1,cd,0,0.5,30,nan\n2,ef,0,1,10,4\n")
+    (tmp_path / "b" / "samples.csv").write_text(header + "0,ab,1,0,8,2\n1,cd,1,0,12,3\n2,ef,0,1,11,1\n")
+    c = compare_runs(tmp_path / "a", tmp_path / "b")
+    text = c["paired"]["text_color_de"]
+    assert (text["n"], text["lower_in_b"], text["lower_in_a"]) == (3, 2, 1)
+    assert (text["median_a"], text["median_b"]) == (20.0, 11.0)
+    assert c["paired"]["background_de"]["n"] == 2  # the NaN row is left out
+    assert "text_color_de: median A 20.00 → B 11.00 over 3 records" in comparison_line(c)
