@@ -270,7 +270,7 @@ def test_serve_command_defaults_to_loopback_and_takes_the_limits():
 
 @pytest.mark.parametrize("argv, words", [
     (["serve", "--port", "70000"], "--port must be in 1..65535"),
-    (["serve", "--max-upload-mb", "0"], "--max-upload-mb must be > 0"),
+    (["serve", "--max-upload-mb", "0"], "--max-upload-mb must be a number in (0, 100000] (got 0)"),
     (["serve", "--ckpt", "/nonexistent/ckpt"], "checkpoint '/nonexistent/ckpt' does not exist"),
 ])
 def test_serve_command_reports_bad_options_in_one_line(argv, words, capsys):

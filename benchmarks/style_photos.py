@@ -1,0 +1,63 @@
+"""Two models side by side on photographs: the region before, then each model's edit (the README's pictures).
+
+    python benchmarks/style_photos.py --jobs dreamtext/assets/samples/samples.json \
+        --ckpt dreamtext/assets/model --ckpt runs/arm-style --label "v6" --label "v7" --out docs/img/style_v6_v7.png
+
+``--jobs``: a ``dreamtext edit --spec``-style JSON list (``image`` relative to the file, ``regions`` with
+``box`` or ``quad`` and ``text``); each region becomes one row: the context around it before the edit, then
+one column per ``--ckpt`` (the same seed for all; each model with its default sampling, a model with the
+style reference shown the old word). ``--out`` gets the grid as PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dreamtext.io_utils import atomic_save_image, read_image_rgb
+    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.regions import parse_region
+    from dreamtext.visualize import context_box, image_grid
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", required=True)
+    p.add_argument("--ckpt", action="append", required=True, help="a model (repeat: one column each)")
+    p.add_argument("--label", action="append", default=None, help="a column title per --ckpt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blend", default=None, help="paste-back for every model (default: each model's)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    labels = args.label or [Path(c).name for c in args.ckpt]
+    if len(labels) != len(args.ckpt):
+        p.error("give one --label per --ckpt")
+    jobs_path = Path(args.jobs)
+    jobs = json.loads(jobs_path.read_text())
+    pipes = [DreamTextPipeline.from_pretrained(c) for c in args.ckpt]
+    rows, captions = [], []
+    for job in jobs:
+        image = read_image_rgb(jobs_path.parent / job["image"])
+        for region in job["regions"]:
+            spec = {k: v for k, v in region.items() if k in ("box", "quad")}
+            quad = parse_region(spec, image.shape[:2])
+            rs, cs = context_box(quad, image.shape[:2], margin=0.6)
+            cells = [image[rs, cs]]
+            for pipe in pipes:
+                edited = pipe.edit(image, [spec], [region["text"]], seed=args.seed, blend=args.blend)
+                cells.append(np.asarray(edited.image)[rs, cs])
+            rows.append(cells)
+            captions.append([f"before: {region.get('was', '')}"] + [f"{label}: {region['text']}" for label in labels])
+            print(f"{job['image']}: {region.get('was', '?')!r} → {region['text']!r}", file=sys.stderr)
+    grid = image_grid(rows, captions=captions, cell_height=110)
+    atomic_save_image(args.out, grid)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
