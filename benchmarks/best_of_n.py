@@ -34,7 +34,7 @@ def sample(args) -> None:
     from tqdm.auto import tqdm
 
     from dreamtext.data.sources import open_source
-    from dreamtext.data.transforms import apply_matrix, fill_quad
+    from dreamtext.data.geometry import apply_matrix, fill_quad
     from dreamtext.evaluate import target_text
     from dreamtext.ocr import make_recognizer, rectify_quad
     from dreamtext.paste import paste_back

@@ -36,7 +36,7 @@ def region_numbers(output, reference, quad, reference_letters) -> dict[str, floa
     import cv2
     import numpy as np
 
-    from dreamtext.data.transforms import fill_quad
+    from dreamtext.data.geometry import fill_quad
     from dreamtext.paste import letter_pixels, quad_height
 
     inside = fill_quad(quad, output.shape[:2]) > 0
@@ -62,7 +62,7 @@ def main() -> None:
     from dreamtext import metrics as M
     from dreamtext.config import BLEND_MODES
     from dreamtext.data.sources import open_source
-    from dreamtext.data.transforms import fill_quad
+    from dreamtext.data.geometry import fill_quad
     from dreamtext.ocr import make_recognizer, rectify_quad
     from dreamtext.paste import letter_pixels, paste_back, quad_height
     from dreamtext.pipeline import DreamTextPipeline

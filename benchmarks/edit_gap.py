@@ -26,7 +26,7 @@ def patch_generator(quad: str) -> dict:
     """Make every SynthGenerator draw the edit word instead of its own (see the module doc); returns the
     ``{index: new ink inside the old box}`` dict that fills as records are drawn."""
     import dreamtext.data.render as render
-    from dreamtext.data.transforms import fill_quad
+    from dreamtext.data.geometry import fill_quad
     from dreamtext.data.words import edit_word_for
 
     state = {"index": None, "swap": False}

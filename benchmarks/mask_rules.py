@@ -27,7 +27,7 @@ def main() -> None:
 
     import dreamtext.sampling as sampling
     from dreamtext.char_masks import blur3, predict_char_masks, refine_to_strokes, resize_map, select_maps
-    from dreamtext.data.transforms import apply_matrix, fill_quad
+    from dreamtext.data.geometry import apply_matrix, fill_quad
     from dreamtext.data.sources import open_source
     from dreamtext.metrics import char_mask_miou, even_slice_masks
     from dreamtext.paste import masks_to_image, region_support

@@ -149,7 +149,7 @@ def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_m
     """One report row as PNG bytes: input | masked | output | character masks | what the OCR read."""
     from PIL import Image
 
-    from .data.transforms import fill_quad
+    from .data.geometry import fill_quad
     from .visualize import image_grid, mask_overlay, text_strip
 
     rows, cols = context_box(quad, image.shape[:2])

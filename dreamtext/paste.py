@@ -21,7 +21,7 @@ def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> n
     """
     import cv2
 
-    from .data.transforms import fill_quad
+    from .data.geometry import fill_quad
 
     inside = fill_quad(quad, hw) > 0
     if feather_px <= 0:
@@ -57,7 +57,7 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     photograph's own background, its old letters inpainted away
     (:func:`letters_over_scene`).
     """
-    from .data.transforms import fill_quad, warp
+    from .data.geometry import fill_quad, warp
 
     if blend not in BLEND_MODES:
         raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
@@ -204,7 +204,7 @@ def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, i
     than the model (h' < H_model) are scaled first. ``support`` (bool (H, W))
     limits the masks to where the image was changed.
     """
-    from .data.transforms import apply_matrix, warp
+    from .data.geometry import apply_matrix, warp
 
     n, mh, mw = masks.shape
     to_mask = np.diag([mw / model_hw[1], mh / model_hw[0], 1.0]) @ matrix

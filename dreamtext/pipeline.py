@@ -282,7 +282,7 @@ class DreamTextPipeline:
                 cm = np.zeros((len(text), *cfg.latent_size), bool)
             if mask_rule == "strokes":
                 from .char_masks import refine_to_strokes
-                from .data.transforms import apply_matrix, fill_quad
+                from .data.geometry import apply_matrix, fill_quad
 
                 region = fill_quad(apply_matrix(matrices[i], quad), tuple(cfg.image_size)) > 0
                 cm = refine_to_strokes(cm, crops[i], region)  # (n, H, W) at the crop's resolution
@@ -328,7 +328,7 @@ class DreamTextPipeline:
         import torch
 
         from .charset import encode
-        from .data.transforms import apply_matrix, fill_quad, warp
+        from .data.geometry import apply_matrix, fill_quad, warp
 
         cfg = self.cfg
         out_hw = tuple(cfg.image_size)

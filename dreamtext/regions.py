@@ -110,7 +110,7 @@ def upright_rotation(quad: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.nd
     a = np.radians(-text_angle(quad))
     c, s_ = np.cos(a), np.sin(a)
     rot = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]], np.float64) @ translate(-w / 2, -h / 2)
-    from .data.transforms import apply_matrix
+    from .data.geometry import apply_matrix
 
     corners = apply_matrix(rot, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))
     lo, hi = corners.min(0), corners.max(0)
@@ -126,7 +126,7 @@ def window_matrix(quad: np.ndarray, image_hw: tuple[int, int], cfg) -> np.ndarra
     pads to the model's aspect, crops around small words and resizes, exactly
     as for the training samples.
     """
-    from .data.transforms import apply_matrix, context_window
+    from .data.geometry import apply_matrix, context_window
 
     pre, frame_hw = np.eye(3), tuple(image_hw)
     if cfg.sample.rectify_deg > 0 and abs(text_angle(quad)) > cfg.sample.rectify_deg:

@@ -27,7 +27,7 @@ def score_pair(output: np.ndarray, truth, quad: np.ndarray) -> dict:
     ``truth`` (a TextRecord: the scene drawn with the new word, and its character masks), in region ``quad``."""
     from . import metrics as M
     from .data.pairs import height_bucket
-    from .data.transforms import fill_quad
+    from .data.geometry import fill_quad
     from .paste import quad_height
     from .style_metrics import colour_errors, sharpness_ratio
 

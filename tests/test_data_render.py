@@ -6,7 +6,7 @@ import pytest
 from dreamtext.charset import CHARSET
 from dreamtext.data.fonts import list_fonts, plain_font_path
 from dreamtext.data.render import SynthGenerator, SynthParams
-from dreamtext.data.transforms import fill_quad
+from dreamtext.data.geometry import fill_quad
 from dreamtext.data.words import edit_word_for, english_words, random_word, sample_word
 from dreamtext.errors import DatasetError
 

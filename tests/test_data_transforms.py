@@ -6,8 +6,8 @@ import pytest
 from dreamtext.config import sd2, tiny
 from dreamtext.config import test as tiny_test_cfg
 from dreamtext.data.record import TextRecord
-from dreamtext.data.transforms import (apply_matrix, context_window, fill_quad, make_model_sample, quad_area,
-                                       rectify_word, warp)
+from dreamtext.data.geometry import apply_matrix, context_window, fill_quad, quad_area, rectify_word, warp
+from dreamtext.data.transforms import make_model_sample
 from dreamtext.errors import RegionError, TextError
 
 
@@ -178,7 +178,7 @@ def test_sd2_square_sample():
 
 
 def test_box_slack_loosens_the_training_region_only():
-    from dreamtext.data.transforms import loosen_quad
+    from dreamtext.data.geometry import loosen_quad
     from dreamtext.errors import ConfigError
 
     q = box(10, 20, 110, 40)  # 100 wide, 20 tall

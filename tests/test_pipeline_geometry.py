@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dreamtext.config import load_config
-from dreamtext.data.transforms import apply_matrix, fill_quad
+from dreamtext.data.geometry import apply_matrix, fill_quad
 from dreamtext.errors import ConfigError, RegionError
 from dreamtext.paste import (feather_alpha, letters_over_scene, local_background, masks_to_image, paste_back,
                             poisson_harmonize, region_support)
@@ -114,7 +114,7 @@ def test_masks_to_image_inverts_the_window():
 def test_window_matches_training_for_level_text_and_rotates_tilted_text():
     cfg = load_config("tiny")
     level = box_to_quad((100, 200, 300, 240))
-    from dreamtext.data.transforms import context_window
+    from dreamtext.data.geometry import context_window
 
     expected = context_window(level, (400, 600), cfg.image_size, cfg.data.min_word_area_frac, cfg.data.context_scale)
     np.testing.assert_array_equal(window_matrix(level, (400, 600), cfg), expected)

@@ -16,7 +16,7 @@ import numpy as np
 from ..charset import validate_text
 from ..errors import RegionError
 from .fonts import load_font, plain_font_path
-from .transforms import warp
+from .geometry import warp
 
 GLYPH_FONT_PX = 48  # the line is drawn at this size, then warped (area-averaged when shrunk)
 
