@@ -1,14 +1,14 @@
 """The evaluation's progress bar and its worker processes (``dreamtext eval --workers N``).
 
 Each worker is a spawned interpreter that loads the model itself and evaluates every N-th record
-(:func:`dreamtext.evaluate.evaluate_part`); the parent merges their rows in record order and drives one
+(:func:`dreamtext.eval_protocol.evaluate_part`); the parent merges their rows in record order and drives one
 progress bar from the rows the workers report through a queue. The numbers do not depend on N: record i
 is always sampled with seed + i.
 """
 
 from __future__ import annotations
 
-from .evaluate import EvalSettings, evaluate_part, load_pipeline, open_records, weights_sha256
+from .eval_protocol import EvalSettings, evaluate_part, load_pipeline, open_records, weights_sha256
 
 
 def progress_ticker(settings: EvalSettings, progress: bool, total: int):

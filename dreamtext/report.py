@@ -157,7 +157,6 @@ def render_markdown(results: dict, has_grids: bool) -> str:
 def write_outputs(out_dir: str | Path, results: dict, rows: list[dict], strips: dict[int, bytes],
                   n_grid: int = 8) -> None:
     """results.json, samples.csv, best.png / worst.png and report.md in ``out_dir``."""
-    from .evaluate import rank_samples
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,3 +202,12 @@ def ablation_markdown(entries: list[dict], header: str) -> str:
         changes = " ".join(e.get("changes", e["overrides"])) or "—"  # what sets this variant apart
         lines.append(f"| {e['name']} | `{changes}` | {loss} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rank_samples(rows: list[dict]) -> list[dict]:
+    """Rows from best to worst: exact reads first, then by NED, then by region SSIM (higher is better)."""
+    def score(r):
+        ssim = r.get("ssim_region", float("nan"))
+        return (-r["seq_acc_ci"], r["ned"], -(ssim if not math.isnan(ssim) else -1.0), r["index"])
+
+    return sorted(rows, key=score)

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from dreamtext.errors import ConfigError
-from dreamtext.evaluate import EvalSettings, aggregate, rank_samples, sample_strip
+from dreamtext.evaluate import EvalSettings, aggregate, sample_strip
+from dreamtext.report import rank_samples
 from dreamtext.visualize import context_box
 from dreamtext.report import ablation_markdown, render_markdown, rows_to_csv, write_outputs
 
