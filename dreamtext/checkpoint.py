@@ -27,7 +27,7 @@ import torch
 
 from .config import DreamTextConfig
 from .errors import CheckpointError, DreamTextError
-from .io_utils import atomic_dir
+from .io_utils import atomic_dir, read_json, read_tensors
 
 _STEP = re.compile(r"(\d+)$")
 
@@ -107,33 +107,6 @@ def save_checkpoint(directory: str | Path, cfg: DreamTextConfig, tensors: dict[s
     return directory
 
 
-def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """A safetensors file → dict; a missing or corrupt file raises CheckpointError naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint file {str(path)!r} is corrupt or not safetensors: {e}") from None
-
-
-def read_json(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"checkpoint file {str(path)!r} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"checkpoint file {str(path)!r} must hold a JSON object")
-    return data
-
-
 def read_config(ckpt_dir: str | Path) -> DreamTextConfig:
     path = Path(ckpt_dir) / "config.json"
     data = read_json(path)
@@ -161,18 +134,24 @@ def checkpoint_step(path: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint with the highest step under ``run_dir/checkpoints/`` or ``run_dir/`` (None if none).
+def complete_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every complete checkpoint directly inside ``root``, oldest first.
 
-    Only complete checkpoints count (config.json and model.safetensors present; temporary ``.*`` dirs skipped).
+    The one definition of "complete" (resume, export, prune): config.json and model.safetensors present;
+    hidden folders (a write in progress, or one a kill interrupted: ``.step_N.*.tmp``) never count.
     """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(checkpoint_step(p), p.name, p) for p in root.iterdir()
+             if p.is_dir() and not p.name.startswith(".") and is_checkpoint_dir(p)]
+    return [(step, p) for step, _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step under ``run_dir/checkpoints/`` or ``run_dir/`` (None if none)."""
     run_dir = Path(run_dir)
-    found = []
-    for root in (run_dir / "checkpoints", run_dir):
-        if root.is_dir():
-            for p in root.iterdir():
-                if p.is_dir() and not p.name.startswith(".") and is_checkpoint_dir(p):
-                    found.append((checkpoint_step(p), p.name, p))
+    found = [(step, p.name, p) for root in (run_dir / "checkpoints", run_dir) for step, p in complete_checkpoints(root)]
     return max(found)[2] if found else None
 
 
@@ -244,3 +223,19 @@ def load_weights_into(model: torch.nn.Module, ckpt: Path, use_ema: bool = True, 
     ema = ckpt / "ema.safetensors"
     if use_ema and ema.is_file():
         load_state_into(model, adapt(read_tensors(ema)), ema, partial=True)
+
+
+def weights_sha256(model) -> str:
+    """SHA-256 over the loaded weights (names, shapes, dtypes and bytes, in name order).
+
+    Identifies exactly the parameters that produced the numbers, whichever
+    directory layout (run, checkpoint, pipeline) they were loaded from.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

@@ -8,13 +8,13 @@ pair's ground truth, ``style_eval``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from .checkpoint import weights_sha256
 from .config import MAX_CANDIDATES
 from .errors import ConfigError, DreamTextError
 from .visualize import context_box
@@ -91,22 +91,6 @@ def check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available on this machine")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {device!r}: the evaluation runs on cpu or cuda")
-
-
-def weights_sha256(model) -> str:
-    """SHA-256 over the loaded weights (names, shapes, dtypes and bytes, in name order).
-
-    Identifies exactly the parameters that produced the numbers, whichever
-    directory layout (run, checkpoint, pipeline) they were loaded from.
-    """
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def target_text(record, index: int, task: str) -> str:

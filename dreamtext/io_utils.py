@@ -8,6 +8,7 @@ so a crash or SIGKILL leaves either the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError
+from .errors import CheckpointError, ImageError
 
 # mkstemp/mkdtemp create private (0600/0700) entries; outputs get the usual umask-based modes instead.
 _UMASK = os.umask(0)
@@ -202,3 +203,30 @@ def read_image_rgb(path_or_image, *, max_pixels: int | None = None, name: str | 
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def read_tensors(path: str | os.PathLike) -> dict:
+    """A safetensors file → dict; a missing or corrupt file raises CheckpointError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint file {str(path)!r} is corrupt or not safetensors: {e}") from None
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint file {str(path)!r} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint file {str(path)!r} must hold a JSON object")
+    return data

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import checkpoint_step, latest_checkpoint, read_config, read_json, read_tensors, save_checkpoint
+from .checkpoint import (checkpoint_step, latest_checkpoint, read_config, read_json, read_tensors, save_checkpoint,
+                         weights_sha256)
 from .config import DreamTextConfig
 from .ema import EMA
 from .errors import CheckpointError, ConfigError
@@ -58,7 +59,6 @@ from .train_utils import (
     step_batches,
     step_seed,
     unflatten_optimizer_state,
-    weights_digest,
 )
 
 # Config sections a resumed run may change (everything else defines the model, its data or its objective).
@@ -503,7 +503,7 @@ def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True) -> 
         "seconds": seconds,
         "samples_per_s": samples_per_step * (trainer.step - start_step) / max(seconds, 1e-9),
         "resumed_from": str(trainer.resumed_from) if trainer.resumed_from else None,
-        "weights_digest": weights_digest(trainer.model),
+        "weights_digest": weights_sha256(trainer.model),
         "first_batch_texts": first_texts,
         "mixed_precision": acc.mixed_precision,
         "world_size": trainer.world,

@@ -215,28 +215,14 @@ def read_metrics(run_dir: str | Path, required: bool = False) -> list[dict]:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-_STEP_DIR = re.compile(r"step_(\d+)")
-
-
-def checkpoint_dirs(ckpt_root: str | Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of every complete ``step_<n>`` checkpoint under ``ckpt_root``, oldest first."""
-    root = Path(ckpt_root)
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        m = _STEP_DIR.fullmatch(p.name)
-        if m and p.is_dir() and (p / "state.json").is_file():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
 def prune_checkpoints(ckpt_root: str | Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps all); returns the deleted."""
     if keep <= 0:
         return []
     removed = []
-    for _, path in checkpoint_dirs(ckpt_root)[:-keep]:
+    from .checkpoint import complete_checkpoints
+
+    for _, path in complete_checkpoints(ckpt_root)[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
@@ -386,14 +372,3 @@ def step_batches(cfg, rank: int, world_size: int, seed: int, start_micro: int = 
     return iter(torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
                                             persistent_workers=False, prefetch_factor=2 if workers else None,
                                             worker_init_fn=training_data_worker if workers else None))
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """SHA-256 over every parameter's bytes (in name order): equal digests mean identical weights."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, p in sorted(module.named_parameters()):
-        h.update(name.encode())
-        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from .config import DreamTextConfig
 from .errors import CheckpointError
+from .io_utils import read_json, read_tensors
 
 
 def _norm_groups(channels: tuple[int, ...]) -> int:
@@ -67,23 +67,6 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(_require(path, path.name).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON: {e}") from None
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(_require(path, path.name)))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read weights {str(path)!r}: {e}") from None
-
-
 def is_char_attn_param(name: str) -> bool:
     """Parameters of the character cross-attention and its norm (what ``unet.trainable=char_attn`` trains)."""
     return ".attn2." in name or ".norm2." in name
@@ -97,7 +80,7 @@ def load_sd2_unet(cfg: DreamTextConfig, path: str | Path, load_weights: bool = T
     from diffusers import UNet2DConditionModel
 
     unet_dir = _require(Path(path) / "unet", "the unet/ folder")
-    config = _read_json(unet_dir / "config.json")
+    config = read_json(_require(unet_dir / "config.json", "unet/config.json"))
     base_in = int(config.get("in_channels", 0))
     if base_in not in (cfg.unet_in_channels, cfg.unet_in_channels - int(cfg.glyph_prior)):
         raise CheckpointError(f"{str(unet_dir / 'config.json')!r}: in_channels={base_in}, but this config needs "
@@ -116,7 +99,7 @@ def load_sd2_unet(cfg: DreamTextConfig, path: str | Path, load_weights: bool = T
             from None
     if not load_weights:
         return unet
-    state = _read_safetensors(unet_dir / "diffusion_pytorch_model.safetensors")
+    state = read_tensors(_require(unet_dir / "diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors"))
 
     own = unet.state_dict()
     keep = {}
@@ -152,8 +135,8 @@ def load_vae(path: str | Path):
     from diffusers import AutoencoderKL
 
     vae_dir = _require(Path(path) / "vae", "the vae/ folder")
-    config = _read_json(vae_dir / "config.json")
-    state = _read_safetensors(vae_dir / "diffusion_pytorch_model.safetensors")
+    config = read_json(_require(vae_dir / "config.json", "vae/config.json"))
+    state = read_tensors(_require(vae_dir / "diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"))
     try:
         vae = AutoencoderKL.from_config({k: v for k, v in config.items() if not k.startswith("_")})
         vae.load_state_dict(state, strict=True)
@@ -166,4 +149,5 @@ def load_vae(path: str | Path):
 
 def read_scheduler_config(path: str | Path) -> dict:
     """``path/scheduler/scheduler_config.json`` as a dict (the noise process of the base model)."""
-    return _read_json(_require(Path(path) / "scheduler", "the scheduler/ folder") / "scheduler_config.json")
+    folder = _require(Path(path) / "scheduler", "the scheduler/ folder")
+    return read_json(_require(folder / "scheduler_config.json", "scheduler/scheduler_config.json"))

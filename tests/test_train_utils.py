@@ -8,13 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from dreamtext.checkpoint import complete_checkpoints, latest_checkpoint
 from dreamtext.ema import EMA
 from dreamtext.errors import DreamTextError
 from dreamtext.train_utils import (
     MetricsLogger,
     NonFiniteLossError,
     check_finite,
-    checkpoint_dirs,
     flatten_optimizer_state,
     get_rng_state,
     lr_at,
@@ -142,15 +142,19 @@ def test_prune_keeps_the_newest_complete_checkpoints(tmp_path):
     for step in (5, 10, 15, 20):
         d = tmp_path / f"step_{step:08d}"
         d.mkdir()
-        (d / "state.json").write_text("{}")
-    (tmp_path / "step_00000025").mkdir()  # incomplete (no state.json): not a checkpoint
+        (d / "state.json").write_text(json.dumps({"step": step}))
+        (d / "config.json").write_text("{}")
+        (d / "model.safetensors").write_bytes(b"")
+    (tmp_path / "step_00000025").mkdir()  # incomplete (no config.json / model.safetensors): not a checkpoint
+    (tmp_path / "step_00000025" / "state.json").write_text("{}")
     (tmp_path / ".step_00000030.tmp").mkdir()
-    assert [s for s, _ in checkpoint_dirs(tmp_path)] == [5, 10, 15, 20]
+    assert [s for s, _ in complete_checkpoints(tmp_path)] == [5, 10, 15, 20]
+    assert latest_checkpoint(tmp_path).name == "step_00000020"  # resume's idea of complete is the same
     removed = prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["step_00000005", "step_00000010"]
-    assert [s for s, _ in checkpoint_dirs(tmp_path)] == [15, 20]
+    assert [s for s, _ in complete_checkpoints(tmp_path)] == [15, 20]
     assert prune_checkpoints(tmp_path, keep=0) == []
-    assert len(checkpoint_dirs(tmp_path)) == 2
+    assert len(complete_checkpoints(tmp_path)) == 2
 
 
 def test_data_stream_is_a_function_of_the_micro_batch_and_splits_processes():
