@@ -1,21 +1,16 @@
-"""Sources behind spec strings, the fixed benchmark split, and the PyTorch dataset/dataloader."""
+"""Sources behind spec strings, the fixed benchmark split, and the trainer's data stream over them."""
 
 import itertools
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from dreamtext.config import test as tiny_test_cfg
 from dreamtext.config import tiny
-from dreamtext.data.sources import BENCH_SEED, BENCH_SIZE, ModelSampleDataset, make_dataloader, open_source
+from dreamtext.data.sources import BENCH_SEED, BENCH_SIZE, open_source
 from dreamtext.data.words import english_words
 from dreamtext.errors import DatasetError
-
-
-def keys(ds, n=None):
-    return [s["key"] for s in itertools.islice(iter(ds), n)]
 
 
 def test_bench_is_fixed_and_held_out():
@@ -45,44 +40,11 @@ def test_finite_synth_source_and_len():
         open_source("synth:ten", tiny_test_cfg())
 
 
-def test_processes_get_disjoint_parts_of_a_finite_source():
+def test_training_batches_have_every_key_and_shape():
+    from dreamtext.train_utils import step_batches
+
     cfg = tiny_test_cfg()
-    parts = [keys(ModelSampleDataset(cfg, "synth:10", rank=r, world_size=3, repeat=False)) for r in range(3)]
-    flat = sum(parts, [])
-    assert sorted(flat) == sorted(f"synth-0-{i}" for i in range(10)) and len(set(flat)) == 10
-    assert all(parts)
-
-
-def test_processes_get_disjoint_endless_streams():
-    cfg = tiny_test_cfg()
-    k0 = keys(ModelSampleDataset(cfg, "synth", rank=0, world_size=2), 4)
-    k1 = keys(ModelSampleDataset(cfg, "synth", rank=1, world_size=2), 4)
-    assert k0 == [f"synth-0-{i}" for i in (0, 2, 4, 6)] and k1 == [f"synth-0-{i}" for i in (1, 3, 5, 7)]
-    with pytest.raises(DatasetError, match="rank 2"):
-        ModelSampleDataset(cfg, "synth", rank=2, world_size=2)
-
-
-def test_dataloader_workers_times_processes_are_all_distinct():
-    cfg = tiny_test_cfg()
-    seen = []
-    for rank in range(2):
-        ds = ModelSampleDataset(cfg, "synth:12", rank=rank, world_size=2, repeat=False)
-        # The default (fork) context, as training uses it: forked workers used to hang in OpenCV when the
-        # parent had used cv2 before (e.g. the reader tests earlier in this process).
-        for batch in DataLoader(ds, batch_size=2, num_workers=2):
-            seen += batch["key"]
-    assert sorted(seen) == sorted(f"synth-0-{i}" for i in range(12))
-
-
-def test_repeating_finite_source_reshuffles_each_epoch():
-    cfg = tiny_test_cfg()
-    k = keys(ModelSampleDataset(cfg, "synth:4", seed=1), 8)
-    assert sorted(k[:4]) == sorted(k[4:]) == [f"synth-1-{i}" for i in range(4)]
-
-
-def test_make_dataloader_batches():
-    cfg = tiny_test_cfg()
-    batch = next(iter(make_dataloader(cfg, "synth", seed=0)))
+    batch = next(step_batches(cfg, 0, 1, seed=0))
     B, L, (H, W) = cfg.train.batch_size, cfg.max_len, cfg.image_size
     assert batch["image"].shape == (B, 3, H, W) and batch["image"].dtype == torch.float32
     assert batch["mask"].shape == (B, 1, H, W) and batch["char_masks"].shape == (B, L, H, W)
@@ -95,12 +57,25 @@ def test_make_dataloader_batches():
     assert (per_char[batch["char_valid"] == 0] == 0).all()
 
 
-def test_too_long_records_are_skipped_and_counted(tmp_path):
-    from dreamtext.data.shards import write_shard
+def test_forked_data_workers_times_processes_read_distinct_samples():
+    from dreamtext.train_utils import step_batches
+
+    # The default (fork) context, as training uses it: forked workers used to hang in OpenCV when the
+    # parent had used cv2 before (e.g. the reader tests earlier in this process).
+    cfg = tiny_test_cfg().override({"data.num_workers": 2, "train.batch_size": 2})
+    seen = []
+    for rank in range(2):
+        seen += [k for b in itertools.islice(step_batches(cfg, rank, 2, seed=0), 3) for k in b["key"]]
+    assert sorted(seen) == sorted(f"synth-0-{i}" for i in range(12))
+
+
+def test_records_the_model_cannot_write_are_replaced_by_the_next(tmp_path):
     from dreamtext.data.record import TextRecord
+    from dreamtext.data.shards import write_shard
+    from dreamtext.train_utils import IndexedSamples
 
     img = np.zeros((20, 40, 3), np.uint8)
     q = np.array([[2, 2], [38, 2], [38, 18], [2, 18]], np.float32)
     write_shard(tmp_path / "s.tar", [TextRecord(img, "x" * 30, q, key="long"), TextRecord(img, "ok", q, key="ok")])
-    ds = ModelSampleDataset(tiny_test_cfg(), f"shards:{tmp_path}", repeat=False)
-    assert keys(ds) == ["ok"] and ds.skipped.total == 1
+    ds = IndexedSamples(tiny_test_cfg(), source=f"shards:{tmp_path}")
+    assert [ds[i]["key"] for i in range(4)] == ["ok"] * 4

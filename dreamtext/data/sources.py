@@ -1,4 +1,4 @@
-"""Every data source behind one spec string, and the PyTorch side (DESIGN §6).
+"""Every data source behind one spec string (DESIGN §6).
 
 ``open_source(spec, cfg)`` understands:
   ``synth``            the generator, endless (``seed`` picks the stream)
@@ -11,8 +11,8 @@
   ``icdar13:DIR``      ICDAR 2013 focused scene text (images + ``gt_*.txt``)
   ``laion_ocr:DIR``    LAION-OCR as released by TextDiffuser/MARIO (``*/image.jpg``, ``ocr.txt``, ``charseg.npy``)
 
-``ModelSampleDataset`` streams :func:`make_model_sample` dicts; each DataLoader
-worker of each process (``rank`` of ``world_size``) reads a disjoint part.
+The trainer reads any of them through ``dreamtext.train_utils.IndexedSamples`` (sample ``i`` a pure function
+of the seed and ``i``, so a killed run resumes exactly).
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ import itertools
 import logging
 from typing import Iterator
 
-import numpy as np
-
-from ..errors import DatasetError, TextError
-from .indexed import SkipLog, text_problem
+from ..errors import DatasetError
+from .indexed import SkipLog
 from .record import TextRecord
 from .render import SynthGenerator, SynthParams
-from .words import edit_word_for  # noqa: F401  (re-exported: the editing task's targets)
 
 log = logging.getLogger("dreamtext.data")
 
@@ -105,84 +102,3 @@ def open_source(spec: str, cfg, split: str = "train", seed: int = 0, strict: boo
 
         return LaionOCRReader(arg, max_len=cfg.max_len, strict=strict)
     raise DatasetError(f"unknown data source {spec!r}; kinds: {', '.join(SOURCE_KINDS)}")
-
-
-def _torch_iterable_base():
-    from torch.utils.data import IterableDataset
-
-    return IterableDataset
-
-
-class ModelSampleDataset(_torch_iterable_base()):
-    """Model-ready sample dicts from any source, split across workers and processes.
-
-    Part ``rank * num_workers + worker_id`` of ``world_size * num_workers`` goes to
-    each worker, so no two workers (of any process) yield the same record. Endless
-    for ``synth``; finite sources repeat (``repeat=True``) in a fresh seeded order
-    each epoch. Records the model cannot take (text too long or outside the
-    charset) are skipped and counted in ``self.skipped``.
-    """
-
-    def __init__(self, cfg, source=None, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 repeat: bool = True, split: str = "train"):
-        super().__init__()
-        if not 0 <= rank < world_size:
-            raise DatasetError(f"rank {rank} is outside 0..{world_size - 1}")
-        self.cfg = cfg
-        self.spec = source if isinstance(source, str) or source is None else None
-        self.source = open_source(source or cfg.data.source, cfg, split=split, seed=seed) \
-            if self.spec is not None or source is None else source
-        self.rank, self.world_size, self.seed, self.repeat = rank, world_size, seed, repeat
-        self.skipped = SkipLog(getattr(self.source, "name", "source"))
-
-    def _part(self) -> tuple[int, int]:
-        from torch.utils.data import get_worker_info
-
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.rank * nw + wid, self.world_size * nw
-
-    def records(self) -> Iterator[TextRecord]:
-        part, num_parts = self._part()
-        src = self.source
-        if not getattr(src, "finite", True):
-            yield from src.iter_part(part, num_parts)
-            return
-        if len(src) == 0:
-            raise DatasetError(f"data source {getattr(src, 'name', src)!r} holds no records")
-        epoch = 0
-        while True:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(src)) if self.repeat else None
-            yield from src.iter_part(part, num_parts, order)
-            epoch += 1
-            if not self.repeat:
-                return
-
-    def __iter__(self):
-        from torch.utils.data import get_worker_info
-
-        from .transforms import make_model_sample, opencv_in_forked_worker
-
-        if get_worker_info() is not None:
-            opencv_in_forked_worker()
-        for rec in self.records():
-            problem = text_problem(rec.text, self.cfg.max_len)
-            if problem:
-                self.skipped.skip(problem, f"record {rec.key!r}")
-                continue
-            try:
-                yield make_model_sample(rec, self.cfg)
-            except TextError as e:  # pragma: no cover - text_problem catches these first
-                self.skipped.skip(str(e), f"record {rec.key!r}")
-
-
-def make_dataloader(cfg, source=None, rank: int = 0, world_size: int = 1, seed: int = 0, batch_size: int | None = None):
-    """A ``torch.utils.data.DataLoader`` of model-ready batches (``cfg.train.batch_size``, ``cfg.data.num_workers``)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    ds = ModelSampleDataset(cfg, source, rank=rank, world_size=world_size, seed=seed)
-    nw = cfg.data.num_workers
-    return DataLoader(ds, batch_size=batch_size or cfg.train.batch_size, num_workers=nw,
-                      persistent_workers=nw > 0,
-                      pin_memory=torch.cuda.is_available())  # page-locked batches: the copy to the GPU is async
