@@ -31,6 +31,7 @@ import numpy as np
 from .config import MAX_CANDIDATES, MAX_REGIONS, SAMPLERS
 from .errors import CheckpointError, RegionError
 from .paste import masks_to_image, paste_back, quad_height, region_support
+from .pixels import to_uint8
 from .regions import parse_region, window_matrix
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "assets" / "model"
@@ -231,7 +232,7 @@ class DreamTextPipeline:
                                     progress=bar, restarts=restarts, restart_strength=cfg.sample.restart_strength)
         if bar is not None:
             bar.close()
-        crops = _to_uint8(out.x0)
+        crops = to_uint8(out.x0)
         crop_masks = out.char_masks().cpu().numpy() if out.attn is not None else None
         picks = None
         if candidates > 1:
@@ -320,42 +321,29 @@ class DreamTextPipeline:
         return quads, texts
 
     def prepare(self, img: np.ndarray, quads: list[np.ndarray], texts: list[str], style_ref: bool = False):
-        """The model batch for every region (``make_model_sample`` keys), the window matrices and input crops.
+        """The model batch for every region (``transforms.window_inputs`` keys), the window matrices and input crops.
 
         With a style-reference model (``cfg.style_ref``) the batch holds ``style`` (the window unmasked: the
         old word) and ``has_style`` (1 with ``style_ref``, else 0 and a zero ``style``).
         """
         import torch
 
-        from .charset import encode
-        from .data.geometry import apply_matrix, fill_quad, warp
+        from .data.geometry import apply_matrix, warp
+        from .data.transforms import window_inputs
 
         cfg = self.cfg
         out_hw = tuple(cfg.image_size)
-        cols = {"image": [], "mask": [], "masked_image": [], "token_ids": [], "glyph": [], "style": [],
-                "has_style": []}
-        matrices, crops = [], []
+        items, matrices, crops = [], [], []
         for quad, text in zip(quads, texts):
             matrix = window_matrix(quad, img.shape[:2], cfg)
             crop = np.asarray(warp(img, matrix, out_hw, border="replicate"))
             crop = np.clip(np.round(crop), 0, 255).astype(np.uint8) if crop.dtype != np.uint8 else crop
-            quad_m = apply_matrix(matrix, quad)
-            mask = fill_quad(quad_m, out_hw).astype(np.float32)[None]  # (1, H, W), as in training
-            image = crop.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0  # (3, H, W) in [-1, 1]
-            cols["image"].append(image)
-            cols["mask"].append(mask)
-            cols["masked_image"].append(image * (1.0 - mask))
-            cols["token_ids"].append(encode(text, cfg.max_len))
-            if cfg.glyph_prior:
-                from .data.glyph import render_glyph
-
-                cols["glyph"].append(render_glyph(text, quad_m, out_hw)[None].astype(np.float32))
-            if cfg.style_ref:
-                cols["style"].append(image if style_ref else np.zeros_like(image))
-                cols["has_style"].append(np.float32(style_ref))
+            # The same inputs a training sample gets (transforms.window_inputs), the region as the model sees it.
+            items.append(window_inputs(crop, apply_matrix(matrix, quad), text, cfg, reference=style_ref))
             matrices.append(np.asarray(matrix, np.float64))
             crops.append(crop)
-        batch = {k: torch.from_numpy(np.stack(v)).to(self.device) for k, v in cols.items() if v}
+        cols = {k: [item[k] for item in items] for k in items[0]}
+        batch = {k: torch.from_numpy(np.stack(v)).to(self.device) for k, v in cols.items()}
         return batch, matrices, crops
 
 
@@ -442,12 +430,6 @@ def check_seed(seed) -> int:
     if not 0 <= int(seed) <= MAX_SEED:
         raise ConfigError(f"seed must be from 0 to {MAX_SEED} (2^63 − 1), got {seed}")
     return int(seed)
-
-
-def _to_uint8(x) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] → uint8 (B, H, W, 3)."""
-    arr = ((x.detach().float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)
-    return np.round(arr).astype(np.uint8).transpose(0, 2, 3, 1).copy()
 
 
 class _StepBar:

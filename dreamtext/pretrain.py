@@ -26,6 +26,7 @@ from .charset import encode
 from .config import DreamTextConfig
 from .errors import CheckpointError
 from .io_utils import atomic_write_bytes, atomic_write_text
+from .pixels import to_model_range
 from .train_utils import MetricsLogger, check_finite, lr_at
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out words come from another seed
@@ -54,7 +55,7 @@ def render_word_crop(text: str, vis_hw: tuple[int, int], rng: np.random.Generato
     img = img.resize((wv, hv), Image.BILINEAR)
     if rng.random() < 0.3:
         img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
-    arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    arr = to_model_range(np.asarray(img))  # (h, w): a grayscale word
     arr = arr + rng.normal(0.0, rng.uniform(0.0, 0.08), size=arr.shape).astype(np.float32)
     return np.clip(arr, -1.0, 1.0)[None]
 

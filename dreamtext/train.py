@@ -393,8 +393,7 @@ class Trainer:
         masks = out.char_masks().float()  # (n, L, h', w')
         masks = torch.nn.functional.interpolate(masks, size=(H, W), mode="nearest").bool().cpu().numpy()
 
-        def u8(x):  # (3, H, W) in [-1, 1] → uint8 (H, W, 3)
-            return ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).cpu().numpy()
+        from .pixels import to_uint8 as u8  # (3, H, W) in [-1, 1] → uint8 (H, W, 3)
 
         rows, captions = [], []
         for i in range(n):

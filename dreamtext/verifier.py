@@ -104,11 +104,12 @@ def score_crops(verifier: WordVerifier, crops: np.ndarray, masks: np.ndarray, te
                 max_len: int) -> VerifierScores:
     """``crops`` uint8 (B, H, W, 3), ``masks`` (B, H, W) region masks, one text each → their scores."""
     from .charset import encode_batch
+    from .pixels import to_model_range
 
     was_training = verifier.training
     verifier.eval()
     device = next(verifier.parameters()).device
-    image = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    image = torch.from_numpy(to_model_range(crops))  # (B, 3, H, W)
     mask = torch.from_numpy(np.asarray(masks, np.float32))[:, None]
     ids = torch.from_numpy(encode_batch(texts, max_len)).long()
     log_probs = verifier(image.to(device), mask.to(device))

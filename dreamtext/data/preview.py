@@ -15,6 +15,7 @@ import colorsys
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..pixels import to_uint8
 from .record import TextRecord
 
 ROW_H = 96  # pixels per row of the grid
@@ -67,7 +68,7 @@ def preview_row(record: TextRecord, cfg) -> Image.Image:
     d = ImageDraw.Draw(over)
     q = sample["word_quad"] * up
     d.line([tuple(p) for p in q] + [tuple(q[0])], fill=(0, 255, 0), width=1)
-    crop = ((sample["word_crop"][0] + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    crop = to_uint8(sample["word_crop"])[..., 0]
     crop_im, _ = _fit(np.stack([crop] * 3, -1), ROW_H // 2)
     return _row([scene, clean, over, crop_im], f"{record.text!r}  [{record.source}]")
 
@@ -85,7 +86,7 @@ def _row(parts: list[Image.Image], caption: str) -> Image.Image:
 
 def _to_rgb(chw: np.ndarray) -> np.ndarray:
     """A model-ready (3, H, W) image in [-1, 1] as uint8 (H, W, 3)."""
-    return ((chw.transpose(1, 2, 0) + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    return to_uint8(chw)
 
 
 def preview_pair_row(source: TextRecord, target: TextRecord, cfg) -> Image.Image:

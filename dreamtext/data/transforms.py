@@ -10,6 +10,7 @@ import numpy as np
 
 from ..charset import encode
 from ..errors import ConfigError, DatasetError
+from ..pixels import to_model_range
 from .geometry import apply_matrix, context_window, fill_quad, loosen_quad, rectify_word, warp
 from .record import TextRecord
 
@@ -26,9 +27,30 @@ def opencv_in_forked_worker(_worker_id: int | None = None) -> None:
     cv2.setNumThreads(0)
 
 
-def _model_range(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) pixel values in [0, 255] → float32 (3, H, W) in [-1, 1], the model's image range."""
-    return rgb.astype(np.float32).transpose(2, 0, 1) * (1.0 / 127.5) - 1.0
+def window_inputs(window: np.ndarray, region: np.ndarray, text: str, cfg, seen: np.ndarray | None = None,
+                  reference: bool = False) -> dict:
+    """The model's inputs for one window, shared by training samples and the editing pipeline.
+
+    ``window`` uint8 (H, W, 3) the window at ``cfg.image_size``; ``region`` (4, 2) the quad the model fills, in
+    window pixels; ``seen`` uint8 (H, W, 3) the scene the model is shown around it when it is not ``window``
+    itself (an edit pair's source). Keys: ``image`` f32 (3,H,W) [-1,1] (the window), ``mask`` f32 (1,H,W),
+    ``masked_image`` f32 (3,H,W) (the seen scene, 0 inside the region), ``token_ids`` int64 (L,), ``glyph``
+    f32 (1,H,W) with ``cfg.glyph_prior`` (§12), ``style`` f32 (3,H,W) and ``has_style`` f32 () with
+    ``cfg.style_ref`` (§13: the seen scene unmasked — the old word — with ``reference``, else zeros).
+    """
+    out_hw = tuple(cfg.image_size)
+    mask = fill_quad(region, out_hw)[None]
+    image = to_model_range(window)
+    shown = image if seen is None else to_model_range(seen)
+    out = {"image": image, "mask": mask, "masked_image": shown * (1.0 - mask), "token_ids": encode(text, cfg.max_len)}
+    if getattr(cfg, "glyph_prior", False):
+        from .glyph import render_glyph
+
+        out["glyph"] = render_glyph(text, region, out_hw)[None].astype(np.float32)
+    if getattr(cfg, "style_ref", False):
+        out["style"] = shown if reference else np.zeros_like(shown)
+        out["has_style"] = np.float32(bool(reference))
+    return out
 
 
 def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None = None,
@@ -49,7 +71,6 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     """
     H, W = cfg.image_size
     L = cfg.max_len
-    token_ids = encode(record.text, L)
     matrix = context_window(record.word_quad, record.image.shape[:2], (H, W),
                             cfg.data.min_word_area_frac, cfg.data.context_scale)
     img = warp(record.image, matrix, (H, W), border="replicate")
@@ -60,14 +81,14 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
     if not 0 <= slack <= 1:
         raise ConfigError(f"data.box_slack must be in [0, 1] (a fraction of the word's width), got {slack}")
     region = loosen_quad(quad, rng, slack) if rng is not None and slack > 0 else quad
-    mask = fill_quad(region, (H, W))
-    image = _model_range(img)
-    seen = image
+    seen = None
     if context is not None:
         if context.dtype != np.uint8 or context.shape != record.image.shape:
             raise DatasetError(f"record {record.key!r}: the context scene must be uint8 {record.image.shape}, like "
                                f"the record's image, got {context.dtype} {context.shape}")
-        seen = _model_range(warp(context, matrix, (H, W), border="replicate"))
+        seen = warp(context, matrix, (H, W), border="replicate")
+    inputs = window_inputs(img, region, record.text, cfg, seen=seen, reference=reference)
+    token_ids = inputs["token_ids"]
     char_masks = np.zeros((L, H, W), np.float32)
     n = len(record.text)
     if record.char_masks is not None:
@@ -84,27 +105,17 @@ def make_model_sample(record: TextRecord, cfg, rng: np.random.Generator | None =
         char_masks[:n] = cov >= CHAR_MASK_THRESHOLD
     hv, wv = cfg.text.vis_size
     crop = rectify_word(record.image, record.word_quad, (hv, wv))
-    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1.0 / 127.5) - 1.0
+    gray = to_model_range(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
     out = {
-        "image": image,
-        "mask": mask[None],
-        "masked_image": seen * (1.0 - mask[None]),
+        **inputs,
         "char_masks": char_masks,
         "has_char_masks": np.float32(record.char_masks is not None),
         "char_valid": (token_ids > 0).astype(np.float32),
-        "token_ids": token_ids,
         "word_crop": gray[None],
         "word_quad": quad,
         "text": record.text,
         "key": record.key,
     }
-    if getattr(cfg, "style_ref", False):
-        out["style"] = seen if reference else np.zeros_like(seen)
-        out["has_style"] = np.float32(bool(reference))
-    if getattr(cfg, "glyph_prior", False):
-        from .glyph import render_glyph
-
-        out["glyph"] = render_glyph(record.text, region, (H, W))[None]
     return out
 
 
