@@ -126,18 +126,14 @@ class EditService:
                 raise ImageError("no photo uploaded yet: upload a PNG or JPEG first")
             quads, texts = parse_regions(regions_spec, (image.shape[1], image.shape[0]), self.max_len,
                                          self.settings.max_regions)
-            from .config import MAX_GUIDANCE
-            from .pipeline import check_seed
+            from .sample_options import check_options, check_seed
 
             if not all(math.isfinite(float(v)) for v in (steps, seed, guidance)):
                 raise DreamTextError(f"steps, guidance and seed must be numbers, got {steps}, {guidance}, {seed}")
             steps, seed = int(steps), check_seed(int(seed))  # the CLI's and the API's seed range
+            # The page's own, stricter caps first; then the limits every entry point shares.
             if not 1 <= steps <= self.settings.max_steps:
                 raise DreamTextError(f"steps must be between 1 and {self.settings.max_steps}, got {steps}")
-            if not 0.0 <= float(guidance) <= MAX_GUIDANCE:
-                raise DreamTextError(f"guidance must be between 0 and {MAX_GUIDANCE:g}, got {guidance}")
-            if sampler not in SAMPLERS:
-                raise DreamTextError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
             options = {}
             if restarts is not None:
                 if not 0 <= int(restarts) <= MAX_RESTARTS:
@@ -153,6 +149,8 @@ class EditService:
                         raise DreamTextError(f"unknown {name.replace('_', ' ')} {value!r}; choose one of "
                                              f"{', '.join(choices)}")
                     options[name] = value
+            check_options(steps, float(guidance), sampler, options.get("restarts", 0), options.get("blend", "feather"),
+                          options.get("mask_rule", "attention"), options.get("candidates", 1))
             if style_ref is False:
                 options["style_ref"] = False
             with self._lock:

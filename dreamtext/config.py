@@ -23,10 +23,6 @@ from .errors import ConfigError
 BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
 SAMPLERS = ("ddim", "euler", "dpm++")  # dreamtext.diffusion.make_scheduler
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
-MAX_CANDIDATES = 16  # sample.candidates: samples per region the word verifier chooses among
-MAX_GUIDANCE = 30.0  # classifier-free guidance scales past this only saturate the image (CLI, API, web alike)
-MAX_SEED = 2**63 - 1  # seeds are 0 … 2^63 − 1 (torch.Generator.manual_seed's non-negative range)
-MAX_REGIONS = 32  # regions one job (one photo) may ask for: each is a whole sampling batch row
 
 
 @dataclass

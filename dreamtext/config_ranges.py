@@ -12,6 +12,13 @@ import math
 from .errors import ConfigError
 
 INF = math.inf
+# The sampling limits every entry point shares (dreamtext.sample_options checks them).
+MAX_STEPS = 1000
+MAX_GUIDANCE = 30.0  # classifier-free guidance scales past this only saturate the image
+MAX_RESTARTS = 20
+MAX_CANDIDATES = 16  # samples per region the word verifier chooses among
+MAX_SEED = 2**63 - 1  # seeds are 0 … 2^63 − 1 (torch.Generator.manual_seed's non-negative range)
+MAX_REGIONS = 32  # regions one job (one photo) may ask for: each is a whole sampling batch row
 # dotted key → (low, high): low ≤ value ≤ high, every value finite. A tuple value is checked element by element.
 RANGES: dict[str, tuple[float, float]] = {
     "max_len": (1, 256),
@@ -33,17 +40,18 @@ RANGES: dict[str, tuple[float, float]] = {
     "train.weight_decay": (0, 10), "train.warmup_steps": (0, INF), "train.max_steps": (1, INF),
     "train.ema_decay": (0, 0.999999), "train.grad_clip": (0, 1e9), "train.conv_in_lr_scale": (1e-6, 1e6),
     "train.ckpt_every": (0, INF), "train.keep_ckpts": (1, 1 << 20), "train.sample_every": (0, INF),
-    "train.log_every": (0, INF), "train.seed": (0, 2**63 - 1), "train.probe_every": (0, INF),
+    "train.log_every": (0, INF), "train.seed": (0, MAX_SEED), "train.probe_every": (0, INF),
     "train.probe_size": (1, 1 << 20), "train.probe_steps": (1, 1000),
-    "sample.steps": (1, 1000), "sample.guidance": (0, 30), "sample.eta": (0, 1), "sample.restarts": (0, 20),
+    "sample.steps": (1, MAX_STEPS), "sample.guidance": (0, MAX_GUIDANCE), "sample.eta": (0, 1),
+    "sample.restarts": (0, MAX_RESTARTS),
     "sample.restart_strength": (0, 1), "sample.attn_frac": (0, 1), "sample.feather": (0, 10),
-    "sample.rectify_deg": (0, 90), "sample.candidates": (1, 16),
+    "sample.rectify_deg": (0, 90), "sample.candidates": (1, MAX_CANDIDATES),
     "pretrain.steps": (1, INF), "pretrain.batch_size": (2, 1 << 20), "pretrain.lr": (1e-12, 10),
     "pretrain.warmup_steps": (0, INF), "pretrain.log_every": (0, INF), "pretrain.eval_batches": (0, 1 << 20),
     "pretrain.vocab": (0, INF),
     "verifier.channels": (1, 8192), "verifier.hidden": (1, 8192), "verifier.steps": (1, INF),
     "verifier.batch_size": (1, 1 << 20), "verifier.lr": (1e-12, 10), "verifier.warmup_steps": (0, INF),
-    "verifier.log_every": (0, INF), "verifier.ckpt_every": (0, INF), "verifier.seed": (0, 2**63 - 1),
+    "verifier.log_every": (0, INF), "verifier.ckpt_every": (0, INF), "verifier.seed": (0, MAX_SEED),
     "verifier.degrade_prob": (0, 1), "verifier.eval_records": (1, 1 << 20),
 }
 

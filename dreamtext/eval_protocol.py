@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import weights_sha256
-from .config import MAX_CANDIDATES
+from .sample_options import MAX_CANDIDATES, MAX_SEED
 from .errors import ConfigError, DreamTextError
 from .visualize import context_box
 
@@ -54,8 +54,6 @@ class EvalSettings:
     def check(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        from .config import MAX_SEED
-
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED - 10**7:
             raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED - 10**7} (sample i uses seed + i), "
                               f"got {self.seed!r}")
@@ -276,6 +274,15 @@ def style_ref_used(settings: EvalSettings, cfg) -> bool:
     if settings.task == "recon" or not cfg.style_ref:
         return False
     return bool(cfg.sample.use_style_ref if settings.style_ref is None else settings.style_ref)
+
+
+def sampling_options(settings: EvalSettings, cfg):
+    """The ``SampleOptions`` every record of this run is edited with (the pipeline resolves them the same way)."""
+    from .sample_options import SampleOptions
+
+    return SampleOptions.resolve(cfg, steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
+                                 restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
+                                 candidates=settings.candidates, style_ref=style_ref_used(settings, cfg))
 
 
 def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:

@@ -41,11 +41,12 @@ import numpy as np
 from .errors import ConfigError
 # The protocol's public names stay importable from here (dreamtext.evaluate is the documented entry point).
 from .eval_protocol import (TASKS, EvalSettings, _verifier_identity, check_device, evaluate_part,
-                            load_pipeline, open_records, sample_strip, style_ref_used, target_text, weights_sha256)
+                            load_pipeline, open_records, sample_strip, sampling_options, style_ref_used, target_text,
+                            weights_sha256)
 from .style_eval import STYLE_METRIC_KEYS
 
 __all__ = ["TASKS", "EvalSettings", "check_device", "evaluate", "evaluate_part", "load_pipeline", "open_records",
-           "sample_strip", "style_ref_used", "target_text", "weights_sha256", "aggregate", "METRIC_KEYS"]
+           "sample_strip", "sampling_options", "style_ref_used", "target_text", "weights_sha256", "aggregate", "METRIC_KEYS"]
 
 
 def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progress: bool = True) -> dict:
@@ -66,6 +67,10 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         raise ConfigError("evaluate(workers > 1) loads the model in each worker from settings.ckpt; "
                           "pass no in-memory pipeline")
     loaded = pipeline is None
+    if not settings.ceiling_only:  # a bad sampling option is one error before any record is edited
+        from .pipeline import model_config
+
+        sampling_options(settings, pipeline.cfg if pipeline is not None else model_config(settings.ckpt))
     t_start = time.perf_counter()
     from .eval_workers import evaluate_in_workers, progress_ticker
 
@@ -102,15 +107,9 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "data": "style-pairs" if settings.task == "style" else settings.data,
         "n_samples": len(rows), "n_skipped": len(skipped), "skipped": skipped[:50],
         "seed": settings.seed,
-        "sampling": None if settings.ceiling_only else {
-            "steps": settings.steps or cfg.sample.steps,
-            "guidance": cfg.sample.guidance if settings.guidance is None else settings.guidance,
-            "sampler": settings.sampler or cfg.sample.sampler,
-            "restarts": cfg.sample.restarts if settings.restarts is None else settings.restarts,
-            "restart_strength": cfg.sample.restart_strength,
-            "blend": settings.blend or cfg.sample.blend,
-            "mask_rule": settings.mask_rule or cfg.sample.mask_rule,
-            "candidates": candidates},
+        # the options every record was sampled with, resolved as the pipeline resolves them
+        "sampling": None if settings.ceiling_only else {k: v for k, v in sampling_options(settings, cfg).to_dict().items()
+                                                        if k != "style_ref"},
         "checkpoint": None if settings.ceiling_only else (settings.ckpt or ("shipped" if loaded else "in-memory pipeline")),
         "weights_sha256": None if settings.ceiling_only else weights_hash,
         # best of N: which judge picked the kept samples (None when each record had one sample)

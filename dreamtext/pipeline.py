@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MAX_CANDIDATES, MAX_REGIONS, SAMPLERS
+from .config_ranges import MAX_REGIONS
 from .errors import CheckpointError, RegionError
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .pixels import to_uint8
 from .regions import parse_region, window_matrix
+from .sample_options import SampleOptions, check_seed
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "assets" / "model"
 
@@ -200,10 +201,10 @@ class DreamTextPipeline:
         from .sampling import sample_with_attention
 
         cfg = self.cfg
-        o = resolve_options(cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts, blend=blend,
-                            mask_rule=mask_rule, candidates=candidates, style_ref=style_ref)
-        steps, guidance, sampler, restarts = o["steps"], o["guidance"], o["sampler"], o["restarts"]
-        blend, mask_rule, candidates, style_ref = o["blend"], o["mask_rule"], o["candidates"], o["style_ref"]
+        o = SampleOptions.resolve(cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts,
+                                  blend=blend, mask_rule=mask_rule, candidates=candidates, style_ref=style_ref)
+        steps, guidance, sampler, restarts = o.steps, o.guidance, o.sampler, o.restarts
+        blend, mask_rule, candidates, style_ref = o.blend, o.mask_rule, o.candidates, o.style_ref
         jobs = list(jobs)
         seeds = [0] * len(jobs) if seeds is None else list(seeds)
         if not jobs or len(seeds) != len(jobs):
@@ -229,7 +230,7 @@ class DreamTextPipeline:
         cond = self.model.make_cond(batch)
         bar = _StepBar() if progress else None
         out = sample_with_attention(self.model, cond, make_scheduler(cfg, sampler), steps, guidance, generator,
-                                    progress=bar, restarts=restarts, restart_strength=cfg.sample.restart_strength)
+                                    progress=bar, restarts=restarts, restart_strength=o.restart_strength)
         if bar is not None:
             bar.close()
         crops = to_uint8(out.x0)
@@ -360,31 +361,11 @@ def candidate_seed(seed: int, candidate: int) -> int:
     return (int(state[0]) & 0x7FFFFFFF) << 32 | int(state[1])
 
 
-def check_options(steps: int, guidance: float, sampler: str, restarts: int = 0, blend: str = "feather",
-                  mask_rule: str = "attention", candidates: int = 1) -> None:
-    """Raise :class:`ConfigError` for sampling options no sampler accepts."""
-    from .errors import ConfigError
-    from .config import BLEND_MODES, MASK_RULES, MAX_GUIDANCE
+def model_config(path: str | Path | None):
+    """The config of the model ``path`` names (None: the shipped one), read without loading its weights."""
+    from .checkpoint import read_config, resolve_checkpoint
 
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise ConfigError(f"steps must be a whole number, got {steps!r}")
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.floating, np.integer)):
-        raise ConfigError(f"guidance must be a number, got {guidance!r}")
-    if not 1 <= steps <= 1000:
-        raise ConfigError(f"steps must be between 1 and 1000, got {steps}")
-    if not np.isfinite(guidance) or not 0 <= guidance <= MAX_GUIDANCE:
-        raise ConfigError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g}, got {guidance}")
-    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or not 0 <= restarts <= 20:
-        raise ConfigError(f"restarts must be a whole number from 0 to 20, got {restarts!r}")
-    if blend not in BLEND_MODES:
-        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
-    if mask_rule not in MASK_RULES:
-        raise ConfigError(f"unknown sample.mask_rule {mask_rule!r}; choose one of {', '.join(MASK_RULES)}")
-    if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) \
-            or not 1 <= candidates <= MAX_CANDIDATES:
-        raise ConfigError(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {candidates!r}")
+    return read_config(resolve_checkpoint(model_path(path)))
 
 
 def model_path(path: str | Path | None) -> Path:
@@ -398,38 +379,6 @@ def model_path(path: str | Path | None) -> Path:
     if not Path(path).exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     return Path(path)
-
-
-def resolve_options(cfg, *, steps=None, guidance=None, sampler=None, restarts=None, blend=None, mask_rule=None,
-                    candidates=None, style_ref=None) -> dict:
-    """The sampling options of one edit: each None taken from ``cfg.sample``, then all checked (ConfigError)."""
-    s = cfg.sample
-    o = {"steps": s.steps if steps is None else steps, "guidance": s.guidance if guidance is None else guidance,
-         "sampler": s.sampler if sampler is None else sampler, "restarts": s.restarts if restarts is None else restarts,
-         "blend": s.blend if blend is None else blend, "mask_rule": s.mask_rule if mask_rule is None else mask_rule,
-         "candidates": s.candidates if candidates is None else candidates}
-    check_options(o["steps"], o["guidance"], o["sampler"], o["restarts"], o["blend"], o["mask_rule"], o["candidates"])
-    if style_ref is not None and not isinstance(style_ref, bool):
-        from .errors import ConfigError
-
-        raise ConfigError(f"style_ref must be true or false, got {style_ref!r}")
-    o.update(steps=int(o["steps"]), guidance=float(o["guidance"]), restarts=int(o["restarts"]),
-             candidates=int(o["candidates"]),
-             # the old word as the reference only where the model has that input (DESIGN §13)
-             style_ref=bool(s.use_style_ref if style_ref is None else style_ref) and cfg.style_ref)
-    return o
-
-
-def check_seed(seed) -> int:
-    """A seed as given by a user (CLI, --spec, API, web page) → int, or ConfigError: a whole number 0 … 2^63 − 1."""
-    from .config import MAX_SEED
-    from .errors import ConfigError
-
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-    if not 0 <= int(seed) <= MAX_SEED:
-        raise ConfigError(f"seed must be from 0 to {MAX_SEED} (2^63 − 1), got {seed}")
-    return int(seed)
 
 
 class _StepBar:

@@ -187,13 +187,15 @@ def restart_step_count(steps: int, strength: float) -> int:
 
 
 def check_sampling(steps: int, guidance: float, restarts: int, restart_strength: float) -> None:
-    """Raise :class:`ConfigError` for sampling settings no sampler accepts."""
-    if steps < 1:
-        raise ConfigError(f"steps must be at least 1, got {steps}")
-    if guidance < 0:
-        raise ConfigError(f"guidance must be ≥ 0, got {guidance}")
-    if restarts < 0:
-        raise ConfigError(f"restarts must be ≥ 0, got {restarts}")
+    """Raise :class:`ConfigError` for sampling settings no sampler accepts (the limits of dreamtext.sample_options)."""
+    from .sample_options import MAX_GUIDANCE, MAX_RESTARTS, MAX_STEPS
+
+    if not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
+    if not 0 <= guidance <= MAX_GUIDANCE:
+        raise ConfigError(f"guidance must be from 0 to {MAX_GUIDANCE:g}, got {guidance}")
+    if not 0 <= restarts <= MAX_RESTARTS:
+        raise ConfigError(f"restarts must be from 0 to {MAX_RESTARTS}, got {restarts}")
     if not 0 < restart_strength <= 1:
         raise ConfigError(f"restart_strength must be in (0, 1], got {restart_strength}")
 

@@ -21,7 +21,7 @@ SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 
 
 def register(subparsers) -> None:
-    from .edit import add_sampling_options
+    from .options import add_sampling_options
 
     p = subparsers.add_parser("demo", help="edit the shipped sample photographs and write before/after pictures",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

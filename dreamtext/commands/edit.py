@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import BLEND_MODES, MASK_RULES, SAMPLERS
+from .options import add_sampling_options
 from ..errors import DreamTextError, ImageError, RegionError
 
 
@@ -46,33 +46,6 @@ def register(subparsers) -> None:
     p.add_argument("--spec", help="a JSON list of jobs to run instead of one image")
     add_sampling_options(p)
     p.set_defaults(func=run)
-
-
-def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``edit`` and ``demo``."""
-    p.add_argument("--ckpt", help="a trained run, checkpoint or pipeline directory (default: the shipped model)")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the model's config, 10 for tiny)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale s (default: the model's config)")
-    p.add_argument("--sampler", choices=SAMPLERS, help="the scheduler (default: ddim)")
-    p.add_argument("--restarts", type=int, help="restart-sampling passes after the first (default: the model's "
-                                                  "config); each re-runs the last restart_strength (0.6) of the "
-                                                  "steps")
-    p.add_argument("--blend", choices=BLEND_MODES,
-                   help="paste-back: feather (the crop as generated), poisson (its colours shifted to meet the "
-                        "photo's at the region's edge, its letters kept) or inpaint (only its letters, in the old "
-                        "letters' colour, over the photo's own background with the old letters inpainted away); "
-                        "default: the model's config")
-    p.add_argument("--mask-rule", choices=MASK_RULES,
-                   help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "
-                        "narrowed to the generated letters' pixels); default: the model's config")
-    p.add_argument("--candidates", type=int,
-                   help="sample this many candidates per region and keep the one the word verifier reads best "
-                        "(K times the sampling time; default: the model's config, 1)")
-    p.add_argument("--no-style-ref", dest="style_ref", action="store_const", const=False, default=None,
-                   help="a model with the style reference (version 7 on) sees each region's original pixels — the "
-                        "old word's font, colour and light — as the reference of the new word; this flag masks "
-                        "the region only, as the paper does (a region that held no text works either way)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same result (default 0)")
 
 
 def parse_numbers(kind: str, value: str) -> list[float]:
@@ -115,7 +88,7 @@ def check_output_path(path, what: str) -> Path:
 
 
 def run(args) -> int:
-    from ..pipeline import resolve_options
+    from ..sample_options import SampleOptions
 
     if args.spec:
         if args.image or args.regions or args.text:
@@ -131,8 +104,10 @@ def run(args) -> int:
     out = check_output_path(args.out, "output")
     masks = check_output_path(args.masks, "--masks output") if args.masks else None
     # Everything that can be checked is checked before the model loads (seconds) and samples (more).
+    from ..pipeline import model_config
+
     cfg = model_config(args.ckpt)
-    resolve_options(cfg, **{k: v for k, v in sampling_kwargs(args).items() if k != "seed"})
+    SampleOptions.resolve(cfg, **{k: v for k, v in sampling_kwargs(args).items() if k != "seed"})
     image = check_job_inputs(args.image, regions, args.text, cfg, args.seed, args.candidates)
     pipe = load_pipeline(args.ckpt)
     result = pipe.edit(image, regions, args.text, progress=True, **sampling_kwargs(args))
@@ -151,21 +126,13 @@ def print_verifier_readings(result) -> None:
                   f"(verifier log p per character: {scores}); the verifier reads {r.verifier_reading!r}")
 
 
-def model_config(ckpt: str | None):
-    """The config of the model ``--ckpt`` names (default: the shipped one), read without loading its weights."""
-    from ..checkpoint import read_config, resolve_checkpoint
-    from ..pipeline import model_path
-
-    return read_config(resolve_checkpoint(model_path(ckpt)))
-
-
 def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=None):
     """The photo read (→ uint8 array: the pipeline takes it as is), every region, text, the seed and, for best of
     N, the verifier checked: a bad input is one error line before any model is loaded or any pixel sampled."""
     from ..charset import validate_text
-    from ..config import MAX_REGIONS
+    from ..config_ranges import MAX_REGIONS
     from ..io_utils import read_image_rgb
-    from ..pipeline import check_seed
+    from ..sample_options import check_seed
     from ..regions import parse_region
 
     if not isinstance(image, str):
@@ -239,7 +206,7 @@ JOB_OPTIONS = ("steps", "guidance", "sampler", "restarts", "blend", "mask_rule",
 
 def run_job(pipe, job: dict, defaults: dict) -> str:
     """Edit one spec job; raises a DreamTextError naming what is wrong with it."""
-    from ..pipeline import resolve_options
+    from ..sample_options import SampleOptions
 
     if "_bad" in job:
         raise DreamTextError(f"a job must be an object with image, regions and out, got {job['_bad']!r}")
@@ -267,7 +234,7 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
     if "style_ref" in job and not isinstance(job["style_ref"], bool):
         raise DreamTextError(f"'style_ref' must be true or false, got {job['style_ref']!r}")
     kwargs = {**defaults, **{k: job[k] for k in JOB_OPTIONS if k in job}}
-    resolve_options(pipe.cfg, **{k: v for k, v in kwargs.items() if k != "seed"})
+    SampleOptions.resolve(pipe.cfg, **{k: v for k, v in kwargs.items() if k != "seed"})
     image = check_job_inputs(job["image"], boxes, texts, pipe.cfg, kwargs["seed"], kwargs["candidates"])
     result = pipe.edit(image, boxes, texts, **kwargs)
     write_result(result, out, masks)

@@ -4,35 +4,24 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    from ..config import BLEND_MODES, MASK_RULES, SAMPLERS
+    from .options import add_sampling_options
 
     p = subparsers.add_parser(
         "eval", help="measure SeqAcc / NED / SSIM / PSNR / MSE / mask mIoU on a data source",
         description="Run the pipeline on every sample's word region (recon: the same word; edit: a fixed held-out "
                     "word of the same length; style: the paired benchmark, each source scene edited to its pair's "
                     "new word and compared with the ground-truth edit — colour, background, sharpness per word "
-                    "height), read the result with OCR and write results.json, samples.csv and report.md into --out. The OCR's accuracy on the untouched inputs is reported beside every "
-                    "result as the ceiling.")
+                    "height), read the result with OCR and write results.json, samples.csv and report.md into "
+                    "--out. The OCR's accuracy on the untouched inputs is reported beside every result as the "
+                    "ceiling.")
     p.add_argument("--data", default="bench",
                    help="data source: bench (fixed benchmark split, default), synth, shards:DIR, synthtext:PATH, "
                         "icdar13:DIR, textseg:DIR, laion_ocr:DIR")
     p.add_argument("--task", choices=["recon", "edit", "style"], default="recon",
                    help="recon (default), edit, or style (the paired split of 500 same-style pairs; --data unused)")
-    p.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: the shipped model)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    add_sampling_options(p, seed_help="sample i uses seed + i (default 0)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's config)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None)
-    p.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's config)")
-    p.add_argument("--blend", choices=BLEND_MODES, default=None,
-                   help="paste-back (default: the model's config); the OCR reads the pasted photograph")
-    p.add_argument("--mask-rule", choices=MASK_RULES, default=None,
-                   help="the predicted character masks scored against the ground truth (default: the model's config)")
-    p.add_argument("--candidates", type=int, default=None,
-                   help="samples per record; the word verifier (not the OCR) keeps the best (default: the model's "
-                        "config, 1)")
     p.add_argument("--ocr", default="rapidocr",
                    help="recogniser: rapidocr (default), parseq-onnx:PATH or python:MODULE:FACTORY")
     p.add_argument("--report-samples", type=int, default=8, help="rows in the best / worst picture grids")
@@ -47,8 +36,6 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu",
                    help="where the model samples: cpu (default), cuda or cuda:N; the initial noise is drawn on "
                         "the CPU, so seeds pick the same noise on either")
-    p.add_argument("--no-style-ref", dest="style_ref", action="store_const", const=False, default=None,
-                   help="edit / style with a style-reference model: mask the region only, as the paper (recon always does)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
