@@ -106,6 +106,7 @@ class DreamTextPipeline:
         self.cfg = cfg if cfg is not None else model.cfg
         self.device = torch.device(device)
         self._verifier = None  # loaded on first use (sample.candidates > 1)
+        self._schedulers: dict = {}  # sampler name → its scheduler, made on first use (self.scheduler)
 
     @property
     def verifier(self):
@@ -196,59 +197,51 @@ class DreamTextPipeline:
         """
         import torch
 
-        from .diffusion import make_scheduler
         from .io_utils import read_image_rgb
         from .sampling import sample_with_attention
 
-        cfg = self.cfg
-        o = SampleOptions.resolve(cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts,
+        o = SampleOptions.resolve(self.cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts,
                                   blend=blend, mask_rule=mask_rule, candidates=candidates, style_ref=style_ref)
-        steps, guidance, sampler, restarts = o.steps, o.guidance, o.sampler, o.restarts
-        blend, mask_rule, candidates, style_ref = o.blend, o.mask_rule, o.candidates, o.style_ref
         jobs = list(jobs)
         seeds = [0] * len(jobs) if seeds is None else list(seeds)
         if not jobs or len(seeds) != len(jobs):
             raise RegionError(f"{len(jobs)} job(s) and {len(seeds)} seed(s): give at least one job and one seed each")
-        images, quads, texts, parts = [], [], [], []
+        seeds = [check_seed(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
+        # 1. every photo read and checked, every region's window cut: (image, quads, texts, (batch, matrices, crops))
+        prepared = []
         for image, regions, job_texts in jobs:
             img = read_image_rgb(image)
             job_quads, job_texts = self._check_inputs(img, regions, job_texts)
-            images.append(img); quads.append(job_quads); texts.append(job_texts)
-            parts.append(self.prepare(img, job_quads, job_texts, style_ref=style_ref))
-        batch = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
-        seeds = [check_seed(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
-        generators = [torch.Generator().manual_seed(s) for s in seeds]
-        # One job: its generator draws for all its regions at once, as edit() always has.
-        generator = generators[0] if len(jobs) == 1 else [g for g, q in zip(generators, quads) for _ in q]
-        if candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
-            n_items = len(batch["token_ids"])
-            batch = {k: v.repeat(candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
-            generator = [g for g, q in zip(generators, quads) for _ in q] + [
-                g for c in range(1, candidates)
-                for g, q in zip([torch.Generator().manual_seed(candidate_seed(s, c)) for s in seeds], quads)
-                for _ in q]
-        cond = self.model.make_cond(batch)
+            prepared.append((img, job_quads, job_texts, self.prepare(img, job_quads, job_texts, style_ref=o.style_ref)))
+        batch = {k: torch.cat([p[3][0][k] for p in prepared]) for k in prepared[0][3][0]}
+        n_items = len(batch["token_ids"])
+        if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
+            batch = {k: v.repeat(o.candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+        # 2. all regions of all jobs (and candidates) sampled in one batch
         bar = _StepBar() if progress else None
-        out = sample_with_attention(self.model, cond, make_scheduler(cfg, sampler), steps, guidance, generator,
-                                    progress=bar, restarts=restarts, restart_strength=o.restart_strength)
+        out = sample_with_attention(self.model, self.model.make_cond(batch), self.scheduler(o.sampler), o.steps,
+                                    o.guidance, noise_generators(seeds, [p[1] for p in prepared], o.candidates),
+                                    progress=bar, restarts=o.restarts, restart_strength=o.restart_strength)
         if bar is not None:
             bar.close()
         crops = to_uint8(out.x0)
         crop_masks = out.char_masks().cpu().numpy() if out.attn is not None else None
-        picks = None
-        if candidates > 1:
+        # 3. best of K: the verifier keeps one candidate per region
+        picks = all_crops = None
+        if o.candidates > 1:
             picks = self._pick_candidates(crops, batch["mask"][:, 0].cpu().numpy(),
-                                          [t for job_texts in texts for t in job_texts] * candidates, n_items)
+                                          [t for p in prepared for t in p[2]] * o.candidates, n_items)
             keep = [c * n_items + j for j, c in enumerate(picks.chosen)]
-            all_crops = crops.reshape(candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
+            all_crops = crops.reshape(o.candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
             crops = crops[keep]
             crop_masks = None if crop_masks is None else crop_masks[keep]
+        # 4. each photo's crops pasted back
         results, first = [], 0
-        for img, job_quads, job_texts, (_, matrices, input_crops) in zip(images, quads, texts, parts):
+        for img, job_quads, job_texts, (_, matrices, input_crops) in prepared:
             n = len(job_quads)
             results.append(self._paste(img, job_quads, job_texts, matrices, input_crops, crops[first:first + n],
-                                       None if crop_masks is None else crop_masks[first:first + n], blend,
-                                       mask_rule))
+                                       None if crop_masks is None else crop_masks[first:first + n], o.blend,
+                                       o.mask_rule))
             if picks is not None:
                 for j, region in enumerate(results[-1].regions, start=first):
                     region.candidate_scores = tuple(float(v) for v in picks.scores[:, j])
@@ -257,6 +250,14 @@ class DreamTextPipeline:
                     region.candidate_crops = all_crops[:, j]
             first += n
         return results
+
+    def scheduler(self, name: str):
+        """The pipeline's scheduler of sampler ``name``, made once and kept (a component, as in diffusers)."""
+        from .diffusion import make_scheduler
+
+        if name not in self._schedulers:
+            self._schedulers[name] = make_scheduler(self.cfg, name)
+        return self._schedulers[name]
 
     def _pick_candidates(self, crops: np.ndarray, masks: np.ndarray, texts: list[str], n_items: int):
         """The verifier's scores of K·n crops → the best candidate of each of the n regions."""
@@ -353,6 +354,24 @@ class _CandidatePicks:
     scores: np.ndarray  # (K, n) verifier log p(text | crop) per character
     chosen: np.ndarray  # (n,) index of the kept candidate per region
     readings: list[str]  # the verifier's reading of each kept crop
+
+
+def noise_generators(seeds: list[int], quads: list[list], candidates: int = 1):
+    """The noise generators of one sampling batch: one per job, seeded ``seeds[i]``, drawing for its regions.
+
+    One job of one sample draws all its regions from its generator at once (what ``edit`` always did); several
+    jobs, or K > 1 candidates, get a list with one generator per batch item: candidate 0 of each region from its
+    job's generator, candidate c from one seeded ``candidate_seed(seed, c)``.
+    """
+    import torch
+
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    per_region = [g for g, q in zip(generators, quads) for _ in q]
+    if candidates <= 1:
+        return generators[0] if len(generators) == 1 else per_region
+    return per_region + [g for c in range(1, candidates)
+                         for g, q in zip([torch.Generator().manual_seed(candidate_seed(s, c)) for s in seeds], quads)
+                         for _ in q]
 
 
 def candidate_seed(seed: int, candidate: int) -> int:
