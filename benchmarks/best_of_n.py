@@ -33,12 +33,12 @@ def sample(args) -> None:
     import torch
     from tqdm.auto import tqdm
 
-    from dreamtext.data.sources import open_source
     from dreamtext.data.geometry import apply_matrix, fill_quad
-    from dreamtext.evaluate import target_text
-    from dreamtext.ocr import make_recognizer, rectify_quad
-    from dreamtext.paste import paste_back
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.data.sources import open_source
+    from dreamtext.edit.paste import paste_back
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation.evaluate import target_text
+    from dreamtext.evaluation.ocr import make_recognizer, rectify_quad
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,9 +94,9 @@ def _load(cache: Path):
 def score(args) -> None:
     import numpy as np
 
-    from dreamtext.compare import sign_test
-    from dreamtext.metrics import ned
-    from dreamtext.verifier import load_verifier, score_crops
+    from dreamtext.evaluation.compare import sign_test
+    from dreamtext.evaluation.metrics import ned
+    from dreamtext.model.verifier import load_verifier, score_crops
 
     loaded = [_load(Path(c)) for c in args.cache]  # several caches (e.g. records 0-63 and 64-127) are one table
     k_common = min(x[0].shape[1] for x in loaded)  # caches of different K: the first k_common candidates of each

@@ -5,7 +5,7 @@
 
 Every region is sampled once (``DreamTextPipeline.edit``, seed 0 for the photos, seed = index for the
 ``bench`` records, the model's default sampling); the same generated crop is then pasted back every way
-(:func:`dreamtext.paste.paste_back`: feather, poisson, inpaint), so the rows differ only in the paste-back.
+(:func:`dreamtext.edit.paste.paste_back`: feather, poisson, inpaint), so the rows differ only in the paste-back.
 Regions: the real photographs in ``dreamtext/assets/samples`` (edited to their demo words) and the first N
 ``bench`` records (reconstructed: their own word). Numbers, inside each region's quad (uint8 RGB, 0–255):
 
@@ -15,7 +15,7 @@ Regions: the real photographs in ``dreamtext/assets/samples`` (edited to their d
 * ``contrast``: the region's standard deviation in the output over that in the input (1 = kept).
 * ``ink error``: the distance (RGB) between the median colour of the output's letters and of the input's:
   the text's colour, part of its style. Output letters: the quad's pixels that stand out from their
-  local background (:func:`dreamtext.paste.letter_pixels`, the detector the ``inpaint`` paste-back
+  local background (:func:`dreamtext.edit.paste.letter_pixels`, the detector the ``inpaint`` paste-back
   uses, with its 24/255 floor); input letters: the ground-truth character masks on ``bench``, the same
   detector on the photos (so there the ``inpaint`` row's ink is by construction the detector's).
 * on ``bench`` also SeqAcc (ci) and NED of the OCR on the pasted photograph, as the evaluation reads it.
@@ -37,7 +37,7 @@ def region_numbers(output, reference, quad, reference_letters) -> dict[str, floa
     import numpy as np
 
     from dreamtext.data.geometry import fill_quad
-    from dreamtext.paste import letter_pixels, quad_height
+    from dreamtext.edit.paste import letter_pixels, quad_height
 
     inside = fill_quad(quad, output.shape[:2]) > 0
     ring = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -59,13 +59,13 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from dreamtext import metrics as M
     from dreamtext.config import BLEND_MODES
-    from dreamtext.data.sources import open_source
     from dreamtext.data.geometry import fill_quad
-    from dreamtext.ocr import make_recognizer, rectify_quad
-    from dreamtext.paste import letter_pixels, paste_back, quad_height
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.data.sources import open_source
+    from dreamtext.edit.paste import letter_pixels, paste_back, quad_height
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation import metrics as M
+    from dreamtext.evaluation.ocr import make_recognizer, rectify_quad
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")

@@ -64,8 +64,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from dreamtext.evaluate import EvalSettings, evaluate
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation.evaluate import EvalSettings, evaluate
 
     contained = patch_generator(args.quad)
     pipe = DreamTextPipeline.from_pretrained(args.ckpt)  # in this process: workers would not see the patch

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dreamtext.config import load_config  # noqa: E402
-from dreamtext.diffusion import make_scheduler  # noqa: E402
+from dreamtext.diffusion.noise import make_scheduler  # noqa: E402
+from dreamtext.edit.pipeline import DreamTextPipeline, paste_back, quad_height  # noqa: E402
 from dreamtext.io_utils import read_image_rgb  # noqa: E402
-from dreamtext.model import DreamTextModel  # noqa: E402
-from dreamtext.pipeline import DreamTextPipeline, paste_back, quad_height  # noqa: E402
+from dreamtext.model.network import DreamTextModel  # noqa: E402
 
 SAMPLE = ROOT / "dreamtext" / "assets" / "samples" / "rocket.jpg"
 REGIONS = [(30, 40, 150, 72), (352, 44, 452, 80), (180, 250, 300, 280), (330, 200, 460, 236),

@@ -21,7 +21,7 @@ import numpy as np
 
 def glyph_errors(folders: list[str]) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
     """(occurrences, misses) per target glyph and (target, read) confusions of equal-length replacements."""
-    from dreamtext.compare import load_rows
+    from dreamtext.evaluation.compare import load_rows
 
     seen, missed, confused = collections.Counter(), collections.Counter(), collections.Counter()
     for folder in folders:

@@ -24,7 +24,7 @@ import numpy as np
 
 from dreamtext.config import load_config
 from dreamtext.data.sources import open_source
-from dreamtext.metrics import char_mask_miou, even_slice_masks
+from dreamtext.evaluation.metrics import char_mask_miou, even_slice_masks
 
 
 def main() -> None:

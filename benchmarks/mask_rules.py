@@ -25,13 +25,13 @@ def main() -> None:
     import numpy as np
     import torch
 
-    import dreamtext.sampling as sampling
-    from dreamtext.char_masks import blur3, predict_char_masks, refine_to_strokes, resize_map, select_maps
+    import dreamtext.diffusion.sampling as sampling
     from dreamtext.data.geometry import apply_matrix, fill_quad
     from dreamtext.data.sources import open_source
-    from dreamtext.metrics import char_mask_miou, even_slice_masks
-    from dreamtext.paste import masks_to_image, region_support
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.paste import masks_to_image, region_support
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation.metrics import char_mask_miou, even_slice_masks
+    from dreamtext.model.char_masks import blur3, predict_char_masks, refine_to_strokes, resize_map, select_maps
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")

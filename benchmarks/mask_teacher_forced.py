@@ -50,13 +50,13 @@ def main() -> None:
 
     import torch
 
-    from dreamtext.char_masks import refine_to_strokes, resize_char_masks, text_pixels
     from dreamtext.data.sources import bench_source
     from dreamtext.data.transforms import make_model_sample
-    from dreamtext.diffusion import NoiseProcess
-    from dreamtext.losses import estimate_masks, run_model
-    from dreamtext.metrics import char_mask_miou, even_slice_masks
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.diffusion.noise import NoiseProcess
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation.metrics import char_mask_miou, even_slice_masks
+    from dreamtext.model.char_masks import refine_to_strokes, resize_char_masks, text_pixels
+    from dreamtext.train.losses import estimate_masks, run_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

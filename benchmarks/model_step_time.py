@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _model_fixtures import make_batch  # noqa: E402
 
 from dreamtext.config import load_config  # noqa: E402
-from dreamtext.losses import TrainingObjective  # noqa: E402
-from dreamtext.model import DreamTextModel, count_parameters  # noqa: E402
+from dreamtext.model.network import DreamTextModel, count_parameters  # noqa: E402
+from dreamtext.train.losses import TrainingObjective  # noqa: E402
 
 SIZES = {
     # name: overrides on the tiny preset

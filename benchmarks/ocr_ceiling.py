@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 
-from dreamtext.ocr import clean_render_accuracy, make_recognizer, render_clean_word, system_fonts
+from dreamtext.evaluation.ocr import clean_render_accuracy, make_recognizer, render_clean_word, system_fonts
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from dreamtext.commands.demo import load_samples
-from dreamtext.metrics import ned
-from dreamtext.ocr import make_recognizer, rectify_quad
-from dreamtext.regions import parse_region
+from dreamtext.edit.regions import parse_region
+from dreamtext.evaluation.metrics import ned
+from dreamtext.evaluation.ocr import make_recognizer, rectify_quad
 
 
 def main(folders: list[str]) -> None:

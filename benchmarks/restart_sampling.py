@@ -17,9 +17,9 @@ import tempfile
 def main() -> None:
     import torch
 
-    from dreamtext.evaluate import EvalSettings, evaluate
-    from dreamtext.pipeline import DreamTextPipeline
-    from dreamtext.sampling import restart_step_count
+    from dreamtext.diffusion.sampling import restart_step_count
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation.evaluate import EvalSettings, evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default=None, help="run, checkpoint or pipeline directory (default: shipped)")

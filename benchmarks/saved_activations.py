@@ -77,9 +77,9 @@ def main(argv=None) -> int:
 
     import tempfile
 
-    from dreamtext.losses import TrainingObjective
-    from dreamtext.model import DreamTextModel
-    from dreamtext.train_utils import step_batches
+    from dreamtext.model.network import DreamTextModel
+    from dreamtext.train.losses import TrainingObjective
+    from dreamtext.train.utils import step_batches
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

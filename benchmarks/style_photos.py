@@ -20,9 +20,9 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.edit.regions import parse_region
     from dreamtext.io_utils import atomic_save_image, read_image_rgb
-    from dreamtext.pipeline import DreamTextPipeline
-    from dreamtext.regions import parse_region
     from dreamtext.visualize import context_box, image_grid
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/train_throughput.py [--preset tiny] [--batch 16] [--steps 8] [--procs 2]
     python benchmarks/train_throughput.py --sweep 128,256,512 --steps 10 --set train.bf16=false   # on a GPU
 
-What is timed: whole optimiser steps of ``dreamtext.train.Trainer.train_step``
+What is timed: whole optimiser steps of ``dreamtext.train.trainer.Trainer.train_step``
 (forward, backward, clipping, AdamW, EMA; DDP all-reduce with 2 processes) on
 one fixed batch of real synthetic samples, so the data engine's cost is left
 out (it is reported separately as ``data_samples_per_s``). Reported: median
@@ -61,8 +61,8 @@ def time_steps(cfg, full: bool, steps: int, warmup: int = 2) -> dict:
     """Median optimiser-step time of a Trainer on one fixed batch (this process)."""
     import torch
 
-    from dreamtext.train import Trainer
-    from dreamtext.train_utils import step_batches
+    from dreamtext.train.trainer import Trainer
+    from dreamtext.train.utils import step_batches
 
     trainer = Trainer(cfg)
     trainer.acc.unwrap_model(trainer.objective).full = full
@@ -88,7 +88,7 @@ def time_steps(cfg, full: bool, steps: int, warmup: int = 2) -> dict:
 
 
 def data_rate(cfg, batches: int = 3) -> float:
-    from dreamtext.train_utils import step_batches
+    from dreamtext.train.utils import step_batches
 
     it = step_batches(cfg, 0, 1, cfg.train.seed)
     next(it)  # font discovery etc.
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
             return 0
         import torch
 
-        from dreamtext.model import DreamTextModel, count_parameters
+        from dreamtext.model.network import DreamTextModel, count_parameters
 
         if args.threads:
             torch.set_num_threads(args.threads)

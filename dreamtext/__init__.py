@@ -13,7 +13,7 @@ __all__ = ["DreamTextConfig", "DreamTextError", "DreamTextPipeline", "load_confi
 
 def __getattr__(name):
     if name == "DreamTextPipeline":
-        from .pipeline import DreamTextPipeline
+        from .edit.pipeline import DreamTextPipeline
 
         return DreamTextPipeline
     raise AttributeError(name)

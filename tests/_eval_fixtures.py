@@ -2,7 +2,7 @@
 
 import torch
 
-from dreamtext import metrics
+from dreamtext.evaluation import metrics
 
 
 def random_lpips_weights(tmp_path, fmt):

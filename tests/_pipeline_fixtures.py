@@ -12,8 +12,8 @@ from dreamtext.config import load_config
 
 def save_random_pipeline(directory: Path, seed: int = 0, **overrides) -> Path:
     """A randomly initialised ``test``-preset model written with ``save_pretrained``."""
-    from dreamtext.model import DreamTextModel
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.model.network import DreamTextModel
 
     cfg = load_config("test")
     if overrides:

@@ -8,7 +8,7 @@ import os
 import sys
 
 from dreamtext.config import load_config
-from dreamtext.train import train
+from dreamtext.train.trainer import train
 
 if __name__ == "__main__":
     prefix, overrides = sys.argv[1], sys.argv[2:]

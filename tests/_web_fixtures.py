@@ -50,8 +50,8 @@ def make_tiny_pipeline(directory: Path) -> Path:
     import torch
 
     from dreamtext.config import load_config
-    from dreamtext.model import DreamTextModel
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.model.network import DreamTextModel
 
     torch.manual_seed(0)
     cfg = load_config("test")

@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from dreamtext.ablate import VARIANTS, AblationSettings, run_ablation, variant_overrides
 from dreamtext.cli import main
 from dreamtext.errors import ConfigError
+from dreamtext.evaluation.ablate import VARIANTS, AblationSettings, run_ablation, variant_overrides
 
 
 def test_variant_overrides_and_k_gt(tmp_path):

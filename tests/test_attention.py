@@ -10,8 +10,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
-from dreamtext.attention import AttentionStore, CharCrossAttnProcessor, ContextMaskedAttnProcessor  # noqa: E402
-from dreamtext.model import DreamTextModel  # noqa: E402
+from dreamtext.model.attention import AttentionStore, CharCrossAttnProcessor, ContextMaskedAttnProcessor  # noqa: E402
+from dreamtext.model.network import DreamTextModel  # noqa: E402
 
 TEXTS = ["Hello", "ab", "XYZ12345", "q"]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dreamtext.char_masks import (aggregate_maps, blur3, gaussian_kernel3, mask_iou, predict_char_masks,
-                                  refine_to_strokes, resize_char_masks, resize_map)
+from dreamtext.model.char_masks import (aggregate_maps, blur3, gaussian_kernel3, mask_iou, predict_char_masks,
+                                        refine_to_strokes, resize_char_masks, resize_map)
 
 
 def test_gaussian_kernel_is_normalised_sigma_one():

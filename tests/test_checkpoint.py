@@ -11,9 +11,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
-from dreamtext.checkpoint import latest_checkpoint, load_model, read_tensors, save_checkpoint  # noqa: E402
 from dreamtext.errors import CheckpointError  # noqa: E402
-from dreamtext.model import DreamTextModel  # noqa: E402
+from dreamtext.model.checkpoint import latest_checkpoint, load_model, read_tensors, save_checkpoint  # noqa: E402
+from dreamtext.model.network import DreamTextModel  # noqa: E402
 
 
 def _eps(model, cfg, batch):

@@ -5,8 +5,8 @@ import csv
 import pytest
 
 from dreamtext.cli import main
-from dreamtext.compare import compare_runs, load_rows, sign_test
 from dreamtext.errors import DatasetError
+from dreamtext.evaluation.compare import compare_runs, load_rows, sign_test
 
 
 def write_run(folder, right, neds, targets=None, columns=("index", "key", "target", "seq_acc_ci", "ned")):

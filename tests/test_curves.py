@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from dreamtext.curves import plot_run, probe_sampling_changes, series, smooth
 from dreamtext.errors import DatasetError
+from dreamtext.evaluation.curves import plot_run, probe_sampling_changes, series, smooth
 
 
 def test_series_keeps_finite_values_in_step_order():
@@ -68,7 +68,7 @@ def _fake_run(root, name, steps, per_step, ckpt_step=None):
 def test_runs_drawn_one_after_another_over_samples_seen(tmp_path):
     from PIL import Image
 
-    from dreamtext.curves import chain_runs
+    from dreamtext.evaluation.curves import chain_runs
 
     cpu = _fake_run(tmp_path, "cpu", [10, 20, 30], per_step=16)
     gpu = _fake_run(tmp_path, "gpu", [5, 10], per_step=128)

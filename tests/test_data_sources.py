@@ -41,7 +41,7 @@ def test_finite_synth_source_and_len():
 
 
 def test_training_batches_have_every_key_and_shape():
-    from dreamtext.train_utils import step_batches
+    from dreamtext.train.utils import step_batches
 
     cfg = tiny_test_cfg()
     batch = next(step_batches(cfg, 0, 1, seed=0))
@@ -58,7 +58,7 @@ def test_training_batches_have_every_key_and_shape():
 
 
 def test_forked_data_workers_times_processes_read_distinct_samples():
-    from dreamtext.train_utils import step_batches
+    from dreamtext.train.utils import step_batches
 
     # The default (fork) context, as training uses it: forked workers used to hang in OpenCV when the
     # parent had used cv2 before (e.g. the reader tests earlier in this process).
@@ -72,7 +72,7 @@ def test_forked_data_workers_times_processes_read_distinct_samples():
 def test_records_the_model_cannot_write_are_replaced_by_the_next(tmp_path):
     from dreamtext.data.record import TextRecord
     from dreamtext.data.shards import write_shard
-    from dreamtext.train_utils import IndexedSamples
+    from dreamtext.train.utils import IndexedSamples
 
     img = np.zeros((20, 40, 3), np.uint8)
     q = np.array([[2, 2], [38, 2], [38, 18], [2, 18]], np.float32)

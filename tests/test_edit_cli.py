@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from _pipeline_fixtures import photo, save_random_pipeline
 from PIL import Image
 
-from _pipeline_fixtures import photo, save_random_pipeline
 from dreamtext.cli import main
 
 
@@ -116,9 +116,9 @@ def test_spec_file_errors(ckpt, tmp_path, capsys):
 
 
 def test_no_shipped_model_message(image, tmp_path, capsys, monkeypatch):
-    import dreamtext.pipeline as pipeline
+    import dreamtext.model.checkpoint as checkpoint
 
-    monkeypatch.setattr(pipeline, "SHIPPED_MODEL_DIR", tmp_path / "none")
+    monkeypatch.setattr(checkpoint, "SHIPPED_MODEL_DIR", tmp_path / "none")
     assert main(["edit", str(image), "--box", "1,1,9,9", "--text", "a", "-o", str(tmp_path / "o.png")]) == 2
     err = capsys.readouterr().err
     assert "no shipped model" in err and "--ckpt" in err
@@ -137,7 +137,7 @@ def test_demo_writes_before_after_pictures(ckpt, tmp_path, capsys):
 
 def test_shipped_samples_are_small_and_valid():
     from dreamtext.commands.demo import SAMPLES_DIR, load_samples
-    from dreamtext.regions import parse_region
+    from dreamtext.edit.regions import parse_region
 
     samples = load_samples()
     assert len(samples) >= 3

@@ -11,14 +11,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
 from PIL import Image
 
-from dreamtext import metrics
 from dreamtext.cli import main
 from dreamtext.config import load_config
-
-from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
-
+from dreamtext.evaluation import metrics
 
 LIMIT = 3
 
@@ -26,8 +24,8 @@ LIMIT = 3
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     """A randomly initialised `test`-preset model saved as a pipeline directory."""
-    from dreamtext.model import DreamTextModel
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.model.network import DreamTextModel
 
     cfg = load_config("test")
     torch.manual_seed(0)
@@ -60,8 +58,8 @@ def test_summary_names_the_reference_beside_each_metric(recon_run):
 
 
 def test_recon_writes_every_file(recon_run, tiny_ckpt):
-    from dreamtext.evaluate import weights_sha256
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation.evaluate import weights_sha256
 
     for name in ("results.json", "samples.csv", "report.md", "best.png", "worst.png"):
         assert (recon_run / name).is_file(), name
@@ -179,7 +177,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 
 def _icdar13_folder(root):
     """Two photos in the ICDAR 2013 layout (``img_N.png`` + ``gt_img_N.txt``), words drawn at known boxes."""
-    from dreamtext.ocr import render_clean_word, system_fonts
+    from dreamtext.evaluation.ocr import render_clean_word, system_fonts
 
     root.mkdir()
     font = system_fonts()[0]

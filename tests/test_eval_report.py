@@ -9,10 +9,9 @@ import pytest
 from PIL import Image
 
 from dreamtext.errors import ConfigError
-from dreamtext.evaluate import EvalSettings, aggregate, sample_strip
-from dreamtext.report import rank_samples
+from dreamtext.evaluation.evaluate import EvalSettings, aggregate, sample_strip
+from dreamtext.evaluation.report import ablation_markdown, rank_samples, render_markdown, rows_to_csv, write_outputs
 from dreamtext.visualize import context_box
-from dreamtext.report import ablation_markdown, render_markdown, rows_to_csv, write_outputs
 
 
 def _row(i, acc, ned, ssim_region=0.5, **kw):

@@ -8,13 +8,13 @@ import json
 
 import pytest
 import torch
-
 from _pipeline_fixtures import save_random_pipeline
-from dreamtext.checkpoint import export_mode, save_checkpoint
+
 from dreamtext.cli import main
 from dreamtext.config import load_config
+from dreamtext.edit.pipeline import DreamTextPipeline
 from dreamtext.errors import CheckpointError
-from dreamtext.pipeline import DreamTextPipeline
+from dreamtext.model.checkpoint import export_mode, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import zlib
 
 import numpy as np
 import pytest
+from _pipeline_fixtures import photo, save_random_pipeline
 from PIL import Image
 
-from _pipeline_fixtures import photo, save_random_pipeline
 from dreamtext.cli import main
 
 
@@ -172,7 +172,7 @@ def test_failed_train_start_leaves_nothing(tmp_path, capsys):
 
 
 def test_resume_removes_a_killed_checkpoint_writes_temp_folder(tmp_path):
-    from dreamtext.train import remove_stale_temp_dirs
+    from dreamtext.train.trainer import remove_stale_temp_dirs
 
     root = tmp_path / "checkpoints"
     (root / "step_00000004").mkdir(parents=True)
@@ -189,9 +189,9 @@ def test_disk_full_checkpoint_write_names_the_problem_and_keeps_the_old_one(tmp_
     import safetensors.torch
     import torch
 
-    from dreamtext.checkpoint import save_checkpoint
     from dreamtext.config import load_config
     from dreamtext.errors import CheckpointError
+    from dreamtext.model.checkpoint import save_checkpoint
 
     cfg = load_config("test")
     save_checkpoint(tmp_path / "step_2", cfg, {"model": {"w": torch.ones(2)}}, {"step": 2})
@@ -220,9 +220,9 @@ def test_resume_refuses_a_malformed_state_json(tmp_path, capsys):
 
 
 def test_web_upload_refuses_a_bomb_and_names_the_users_file_not_the_temp_path(tmp_path):
-    from dreamtext.app import ServeSettings
     from dreamtext.errors import ImageError
-    from dreamtext.web_inputs import load_upload
+    from dreamtext.web.app import ServeSettings
+    from dreamtext.web.inputs import load_upload
 
     upload = tmp_path / "gradio-tmp-8f3a" / "holiday.png"
     upload.parent.mkdir()

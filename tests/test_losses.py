@@ -11,12 +11,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
-from dreamtext.char_masks import predict_char_masks  # noqa: E402
-from dreamtext.diffusion import NoiseProcess  # noqa: E402
+from dreamtext.diffusion.noise import NoiseProcess  # noqa: E402
 from dreamtext.errors import ConfigError  # noqa: E402
-from dreamtext.losses import (TrainingObjective, align_loss, attention_loss, diffusion_losses,  # noqa: E402
-                              estimate_masks, mask_loss, mask_source, run_model)
-from dreamtext.model import DreamTextModel  # noqa: E402
+from dreamtext.model.char_masks import predict_char_masks  # noqa: E402
+from dreamtext.model.network import DreamTextModel  # noqa: E402
+from dreamtext.train.losses import (TrainingObjective, align_loss, attention_loss, diffusion_losses, estimate_masks,
+                                    mask_loss, mask_source, run_model)
 
 TEXTS = ["Hello", "ab", "XYZ12345", "q"]
 

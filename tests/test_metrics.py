@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from dreamtext import metrics
-from dreamtext.errors import CheckpointError, ImageError
-
 from _eval_fixtures import random_lpips_weights, save_pool_features  # noqa: E402
+
+from dreamtext.errors import CheckpointError, ImageError
+from dreamtext.evaluation import metrics
 
 
 def test_levenshtein_and_ned_hand_values():

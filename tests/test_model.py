@@ -10,9 +10,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
 from dreamtext.config import load_config  # noqa: E402
-from dreamtext.diffusion import NoiseProcess, make_scheduler  # noqa: E402
+from dreamtext.diffusion.noise import NoiseProcess, make_scheduler  # noqa: E402
 from dreamtext.errors import ConfigError, ImageError  # noqa: E402
-from dreamtext.model import DreamTextModel, count_parameters  # noqa: E402
+from dreamtext.model.network import DreamTextModel, count_parameters  # noqa: E402
 
 
 def test_cond_and_forward_shapes_with_and_without_glyph_prior():

@@ -6,8 +6,8 @@ import types
 import numpy as np
 import pytest
 
-from dreamtext import ocr
 from dreamtext.errors import ConfigError, ImageError
+from dreamtext.evaluation import ocr
 
 
 @pytest.fixture(scope="module")

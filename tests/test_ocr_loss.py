@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from dreamtext.checkpoint import save_checkpoint
 from dreamtext.cli import main
 from dreamtext.config import load_config
-from dreamtext.diffusion import NoiseProcess
+from dreamtext.diffusion.noise import NoiseProcess
 from dreamtext.errors import ConfigError
-from dreamtext.model import DreamTextModel
-from dreamtext.ocr_loss import RecognitionLoss
-from dreamtext.train_utils import IndexedSamples, read_metrics
-from dreamtext.verifier import WordVerifier
+from dreamtext.model.checkpoint import save_checkpoint
+from dreamtext.model.network import DreamTextModel
+from dreamtext.model.verifier import WordVerifier
+from dreamtext.train.ocr_loss import RecognitionLoss
+from dreamtext.train.utils import IndexedSamples, read_metrics
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
@@ -75,7 +75,7 @@ def test_bad_recognition_settings_are_config_errors(test_recognizer):
 
 
 def test_objective_adds_the_weighted_term_and_keeps_the_recogniser_out_of_the_model(test_recognizer):
-    from dreamtext.losses import TrainingObjective
+    from dreamtext.train.losses import TrainingObjective
 
     cfg = load_config("test", overrides=["loss.ocr=0.5", f"loss.ocr_recognizer={test_recognizer}"])
     torch.manual_seed(0)
@@ -102,6 +102,6 @@ def test_training_logs_the_recognition_loss_and_records_it(test_recognizer, tmp_
     # A step can log 0: words the 16×64 recogniser's 8 columns cannot hold contribute nothing (zero_infinity).
     assert len(recs) == 2 and all(np.isfinite(r["loss/ocr"]) and r["loss/ocr"] >= 0 for r in recs)
     assert max(r["loss/ocr"] for r in recs) > 0
-    from dreamtext.checkpoint import latest_checkpoint, read_config
+    from dreamtext.model.checkpoint import latest_checkpoint, read_config
 
     assert read_config(latest_checkpoint(out)).loss.ocr == 0.2

@@ -10,12 +10,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from _pipeline_fixtures import photo, save_random_pipeline
 from PIL import Image
 
-from _pipeline_fixtures import photo, save_random_pipeline
+from dreamtext.edit.paste import region_support
+from dreamtext.edit.pipeline import DreamTextPipeline
 from dreamtext.errors import CheckpointError, ConfigError, ImageError, RegionError, TextError
-from dreamtext.paste import region_support
-from dreamtext.pipeline import DreamTextPipeline
 
 BOX = (20, 10, 100, 34)
 QUAD = [[90, 40], [150, 48], [148, 66], [88, 58]]  # tilted ~8°: rotated upright in the pipeline
@@ -209,9 +209,9 @@ def test_checkpoint_that_does_not_match_the_code(pipe_dir, tmp_path):
 
 
 def test_no_shipped_model_says_how_to_pass_one(monkeypatch, tmp_path):
-    import dreamtext.pipeline as pipeline
+    import dreamtext.model.checkpoint as checkpoint
 
-    monkeypatch.setattr(pipeline, "SHIPPED_MODEL_DIR", tmp_path / "model")
+    monkeypatch.setattr(checkpoint, "SHIPPED_MODEL_DIR", tmp_path / "model")
     with pytest.raises(CheckpointError, match="no shipped model.*--ckpt"):
         DreamTextPipeline.from_pretrained()
 

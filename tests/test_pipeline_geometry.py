@@ -5,11 +5,10 @@ import pytest
 
 from dreamtext.config import load_config
 from dreamtext.data.geometry import apply_matrix, fill_quad
+from dreamtext.edit.paste import (feather_alpha, letters_over_scene, local_background, masks_to_image, paste_back,
+                                  poisson_harmonize, quad_height, region_support)
+from dreamtext.edit.regions import box_to_quad, parse_region, text_angle, window_matrix
 from dreamtext.errors import ConfigError, RegionError
-from dreamtext.paste import (feather_alpha, letters_over_scene, local_background, masks_to_image, paste_back,
-                            poisson_harmonize, region_support)
-from dreamtext.paste import quad_height
-from dreamtext.regions import box_to_quad, parse_region, text_angle, window_matrix
 
 HW = (100, 200)
 

@@ -7,9 +7,9 @@ import torch
 from dreamtext.cli import main
 from dreamtext.config import load_config
 from dreamtext.errors import CheckpointError
-from dreamtext.pretrain import RenderedWords, load_encoder_weights, pretrain_encoder
-from dreamtext.text_encoder import TextEncoder
-from dreamtext.train_utils import read_metrics
+from dreamtext.model.text_encoder import TextEncoder
+from dreamtext.train.pretrain import RenderedWords, load_encoder_weights, pretrain_encoder
+from dreamtext.train.utils import read_metrics
 
 QUICK = ["pretrain.steps=50", "pretrain.batch_size=16", "pretrain.lr=3e-3", "pretrain.warmup_steps=5",
          "pretrain.log_every=10", "pretrain.eval_batches=4", "pretrain.vocab=16"]
@@ -45,7 +45,7 @@ def test_tiny_encoder_beats_chance_retrieval_and_loads_into_a_model(tmp_path):
     saved = load_file(str(out))
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in saved.items())
     # ...and so does the diffusion trainer when train.encoder_ckpt points at it
-    from dreamtext.train import Trainer
+    from dreamtext.train.trainer import Trainer
 
     trainer = Trainer(load_config("test", overrides=[f"train.out_dir={tmp_path / 'run'}",
                                                      f"train.encoder_ckpt={out}"]))

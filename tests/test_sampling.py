@@ -5,10 +5,10 @@ import torch
 
 from dreamtext.charset import encode_batch
 from dreamtext.config import load_config
-from dreamtext.diffusion import make_scheduler
+from dreamtext.diffusion.noise import make_scheduler
+from dreamtext.diffusion.sampling import draw_noise, sample, sample_with_attention, uncond_twin
 from dreamtext.errors import ConfigError
-from dreamtext.model import DreamTextModel
-from dreamtext.sampling import draw_noise, sample, sample_with_attention, uncond_twin
+from dreamtext.model.network import DreamTextModel
 
 TEXTS = ["abc", "Hello"]
 

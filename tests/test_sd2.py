@@ -19,9 +19,9 @@ from _model_fixtures import make_batch  # noqa: E402,F401
 
 from dreamtext.config import load_config  # noqa: E402
 from dreamtext.errors import CheckpointError  # noqa: E402
-from dreamtext.losses import TrainingObjective  # noqa: E402
-from dreamtext.model import DreamTextModel  # noqa: E402
-from dreamtext.unet import load_sd2_unet  # noqa: E402
+from dreamtext.model.network import DreamTextModel  # noqa: E402
+from dreamtext.model.unet import load_sd2_unet  # noqa: E402
+from dreamtext.train.losses import TrainingObjective  # noqa: E402
 
 BASE_CROSS_DIM = 40  # stands in for OpenCLIP's 1024
 CHAR_DIM = 48  # ψ's width d, different on purpose
@@ -162,7 +162,7 @@ def test_broken_directories_raise_checkpoint_errors(tmp_path, sd2_dir):
 
 
 def test_sd2_checkpoint_round_trip(tmp_path, sd2_dir):
-    from dreamtext.checkpoint import load_model, save_checkpoint
+    from dreamtext.model.checkpoint import load_model, save_checkpoint
 
     cfg = sd2_cfg(sd2_dir)
     torch.manual_seed(1)

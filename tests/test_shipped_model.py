@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from dreamtext.pipeline import SHIPPED_MODEL_DIR, DreamTextPipeline
+from dreamtext.edit.pipeline import DreamTextPipeline
+from dreamtext.model.checkpoint import SHIPPED_MODEL_DIR
 
 
 def test_shipped_model_files_are_small_fp16_and_carry_their_config():
@@ -44,7 +45,7 @@ def test_shipped_model_writes_words_the_ocr_reads(tmp_path):
     (the ablation's 1,600-sample models: 0.98).
     The bounds leave room for another CPU's rounding.
     """
-    from dreamtext.evaluate import EvalSettings, evaluate
+    from dreamtext.evaluation.evaluate import EvalSettings, evaluate
 
     settings = EvalSettings(data="bench", task="recon", limit=4, steps=10, report_samples=2)
     m = evaluate(settings, tmp_path, progress=False)["metrics"]

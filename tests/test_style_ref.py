@@ -13,8 +13,8 @@ from dreamtext.cli import main
 from dreamtext.config import load_config
 from dreamtext.data.render import SynthGenerator, pair_length
 from dreamtext.errors import ConfigError
-from dreamtext.model import DreamTextModel, widen_for_style_ref
-from dreamtext.style_metrics import ciede2000, colour_errors, sharpness_ratio, text_cluster
+from dreamtext.evaluation.style_metrics import ciede2000, colour_errors, sharpness_ratio, text_cluster
+from dreamtext.model.network import DreamTextModel, widen_for_style_ref
 
 # How far an edit pair's two scenes may differ from either word's ink: a drop shadow (offset ≤ 3 px, blur
 # σ ≤ 1.8) and JPEG's 16-pixel chroma macroblocks (≤ 22 px diagonally) spread the difference past the strokes.
@@ -56,7 +56,7 @@ def test_pair_length_bounds_the_stretch():
 
 
 def _batch(cfg, n=4, seed=0):
-    from dreamtext.train_utils import IndexedSamples
+    from dreamtext.train.utils import IndexedSamples
 
     ds = IndexedSamples(cfg, seed=seed)
     return torch.utils.data.default_collate([ds[i] for i in range(n)])
@@ -87,8 +87,8 @@ def test_zero_initialised_reference_reproduces_the_model_bit_for_bit():
 
 
 def test_fine_tune_start_widens_a_shipped_style_model(tmp_path):
-    from dreamtext.pipeline import DreamTextPipeline
-    from dreamtext.train import _init_weights
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.train.trainer import _init_weights
 
     base = load_config("test")
     torch.manual_seed(1)
@@ -104,7 +104,7 @@ def test_fine_tune_start_widens_a_shipped_style_model(tmp_path):
 def test_training_samples_carry_the_reference_as_configured():
     cfg = load_config("test", overrides=["style_ref=true", "data.edit_pairs=1.0", "data.style_ref_drop=0",
                                          "data.pair_length_delta=2"])
-    from dreamtext.train_utils import IndexedSamples
+    from dreamtext.train.utils import IndexedSamples
 
     ds = IndexedSamples(cfg, seed=5)
     for i in range(4):
@@ -141,7 +141,7 @@ def _two_colour(text_rgb, back_rgb, shift=0):
 
 
 def test_colour_errors_find_the_outputs_own_text_pixels():
-    from dreamtext.style_metrics import _lab
+    from dreamtext.evaluation.style_metrics import _lab
 
     truth, gt_text = _two_colour((255, 255, 255), (20, 40, 160))
     region = np.ones((20, 40), bool)
@@ -175,7 +175,7 @@ def test_sharpness_ratio_of_a_softer_edge():
 
 @pytest.fixture(scope="module")
 def style_ckpt(tmp_path_factory):
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
 
     cfg = load_config("test", overrides=["style_ref=true"])
     torch.manual_seed(0)
@@ -217,7 +217,7 @@ def test_eval_style_task_scores_pairs_per_height(style_ckpt, tmp_path, capsys):
 
 
 def test_recon_never_shows_the_reference(style_ckpt, tmp_path):
-    from dreamtext.evaluate import EvalSettings, style_ref_used
+    from dreamtext.evaluation.evaluate import EvalSettings, style_ref_used
 
     cfg = load_config("test", overrides=["style_ref=true"])
     assert style_ref_used(EvalSettings(task="recon"), cfg) is False
@@ -228,10 +228,10 @@ def test_recon_never_shows_the_reference(style_ckpt, tmp_path):
 
 
 def test_pipeline_uses_the_old_word_by_default_and_not_with_the_flag(style_ckpt, tmp_path, capsys):
+    from _pipeline_fixtures import photo
     from PIL import Image
 
-    from _pipeline_fixtures import photo
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
 
     pipe = DreamTextPipeline.from_pretrained(style_ckpt)
     img = photo()
@@ -257,8 +257,9 @@ def test_pipeline_uses_the_old_word_by_default_and_not_with_the_flag(style_ckpt,
 
 def test_web_page_keeps_the_old_words_look_unless_unticked(style_ckpt, tmp_path):
     from _pipeline_fixtures import photo
-    from dreamtext.app import EditService, ServeSettings
-    from dreamtext.pipeline import DreamTextPipeline
+
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.web.app import EditService, ServeSettings
 
     pipe = DreamTextPipeline.from_pretrained(style_ckpt)
     service = EditService(pipe.edit, max_len=pipe.cfg.max_len, settings=ServeSettings(),
@@ -273,7 +274,7 @@ def test_web_page_keeps_the_old_words_look_unless_unticked(style_ckpt, tmp_path)
 
 
 def test_compare_pairs_the_colour_errors_of_two_style_runs(tmp_path):
-    from dreamtext.compare import compare_runs, comparison_line
+    from dreamtext.evaluation.compare import compare_runs, comparison_line
 
     header = "index,target,seq_acc_ci,ned,text_color_de,background_de\n"
     (tmp_path / "a").mkdir()

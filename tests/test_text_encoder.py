@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
 from dreamtext.errors import ImageError, TextError  # noqa: E402
-from dreamtext.text_encoder import TextEncoder, retrieval_accuracy, sinusoidal_positions  # noqa: E402
+from dreamtext.model.text_encoder import TextEncoder, retrieval_accuracy, sinusoidal_positions  # noqa: E402
 
 
 def test_sinusoidal_positions_golden_values():

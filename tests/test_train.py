@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-import dreamtext.losses
-from dreamtext.checkpoint import latest_checkpoint, load_model
+import dreamtext.train.losses
 from dreamtext.cli import main
 from dreamtext.config import load_config
 from dreamtext.errors import CheckpointError
-from dreamtext.train import Trainer, loss_values, train
-from dreamtext.train_utils import NonFiniteLossError, lr_at, read_metrics
+from dreamtext.model.checkpoint import latest_checkpoint, load_model
+from dreamtext.train.trainer import Trainer, loss_values, train
+from dreamtext.train.utils import NonFiniteLossError, lr_at, read_metrics
 
 BASE = ["train.batch_size=2", "train.log_every=1", "train.sample_every=0"]
 
@@ -139,7 +139,7 @@ def test_curves_picture_of_the_run(run, tmp_path):
 
 
 def test_export_of_a_run_records_its_step_and_loads_the_ema_weights(run, tmp_path):
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
 
     assert main(["export", str(run), "--out", str(tmp_path / "pipe"), "--half"]) == 0
     state = json.loads((tmp_path / "pipe" / "state.json").read_text())
@@ -176,7 +176,7 @@ def test_fresh_run_refuses_a_used_directory_and_resume_refuses_another_model(run
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = dreamtext.losses.diffusion_losses
+    real = dreamtext.train.losses.diffusion_losses
 
     def poisoned(model_out, batch, step, cfg):
         out = real(model_out, batch, step, cfg)
@@ -184,7 +184,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
             out["total"] = out["total"] * float("nan")
         return out
 
-    monkeypatch.setattr(dreamtext.losses, "diffusion_losses", poisoned)
+    monkeypatch.setattr(dreamtext.train.losses, "diffusion_losses", poisoned)
     cfg = load_config("test", overrides=[f"train.out_dir={tmp_path}", *BASE, "train.max_steps=5",
                                          "train.ckpt_every=2"])
     with pytest.raises(NonFiniteLossError, match=r"non-finite at step 3 \(total=nan\)"):

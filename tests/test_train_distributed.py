@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dreamtext.config import load_config
-from dreamtext.train import train
+from dreamtext.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["train.max_steps=1", "train.batch_size=2", "train.ckpt_every=0", "train.sample_every=0", "train.log_every=1"]

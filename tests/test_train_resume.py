@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from dreamtext.checkpoint import latest_checkpoint
-from dreamtext.train_utils import read_metrics
+from dreamtext.model.checkpoint import latest_checkpoint
+from dreamtext.train.utils import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_STEPS = 6

@@ -8,22 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dreamtext.checkpoint import complete_checkpoints, latest_checkpoint
-from dreamtext.ema import EMA
 from dreamtext.errors import DreamTextError
-from dreamtext.train_utils import (
-    MetricsLogger,
-    NonFiniteLossError,
-    check_finite,
-    flatten_optimizer_state,
-    get_rng_state,
-    lr_at,
-    prune_checkpoints,
-    read_metrics,
-    set_rng_state,
-    step_seed,
-    unflatten_optimizer_state,
-)
+from dreamtext.model.checkpoint import complete_checkpoints, latest_checkpoint
+from dreamtext.train.ema import EMA
+from dreamtext.train.utils import (MetricsLogger, NonFiniteLossError, check_finite, flatten_optimizer_state,
+                                   get_rng_state, lr_at, prune_checkpoints, read_metrics, set_rng_state, step_seed,
+                                   unflatten_optimizer_state)
 
 
 def test_ema_matches_closed_form_and_skips_frozen():
@@ -159,7 +149,7 @@ def test_prune_keeps_the_newest_complete_checkpoints(tmp_path):
 
 def test_data_stream_is_a_function_of_the_micro_batch_and_splits_processes():
     from dreamtext.config import load_config
-    from dreamtext.train_utils import IndexedSamples, micro_batch_indices, step_batches
+    from dreamtext.train.utils import IndexedSamples, micro_batch_indices, step_batches
 
     assert list(micro_batch_indices(3, 2, 1, 2)) == [14, 15]
     cfg = load_config("test", overrides=["train.batch_size=2"])
@@ -182,7 +172,7 @@ def test_data_stream_is_a_function_of_the_micro_batch_and_splits_processes():
 def test_edit_pairs_replace_a_fraction_of_the_synthetic_samples():
     from dreamtext.config import load_config
     from dreamtext.errors import ConfigError
-    from dreamtext.train_utils import IndexedSamples
+    from dreamtext.train.utils import IndexedSamples
 
     plain = IndexedSamples(load_config("test"), seed=3)
     paired = IndexedSamples(load_config("test", overrides=["data.edit_pairs=0.5"]), seed=3)

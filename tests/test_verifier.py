@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _pipeline_fixtures import photo, save_random_pipeline
+
 from dreamtext.charset import encode_batch
 from dreamtext.cli import main
 from dreamtext.config import load_config
+from dreamtext.edit.pipeline import DreamTextPipeline, candidate_seed
 from dreamtext.errors import CheckpointError, ConfigError
-from dreamtext.pipeline import DreamTextPipeline, candidate_seed
-from dreamtext.train_utils import read_metrics
-from dreamtext.verifier import (WordVerifier, ctc_log_likelihood, greedy_readings, load_verifier, score_crops)
-from dreamtext.verifier_train import degrade, export_verifier, train_verifier
+from dreamtext.model.verifier import WordVerifier, ctc_log_likelihood, greedy_readings, load_verifier, score_crops
+from dreamtext.train.utils import read_metrics
+from dreamtext.train.verifier_train import degrade, export_verifier, train_verifier
 
 BOX = (20, 10, 100, 34)
 BOX2 = (5, 40, 60, 70)
@@ -154,7 +154,7 @@ def test_best_of_n_keeps_the_top_scored_candidate_drawn_from_its_own_seed(pipe):
 
 
 def test_best_of_n_picks_what_the_verifier_scores_highest(pipe, monkeypatch):
-    import dreamtext.verifier as V
+    import dreamtext.model.verifier as V
 
     real = V.score_crops
 
@@ -184,7 +184,7 @@ def test_bad_candidates_and_a_verifier_of_another_size(pipe, tmp_path):
 
 
 def test_eval_with_candidates_records_the_pick_and_stops_on_a_missing_verifier(pipe, tmp_path):
-    from dreamtext.evaluate import EvalSettings, evaluate, weights_sha256
+    from dreamtext.evaluation.evaluate import EvalSettings, evaluate, weights_sha256
 
     settings = EvalSettings(data="bench", task="recon", limit=2, steps=1, candidates=2, report_samples=1)
     rows = evaluate(settings, tmp_path / "ev", pipeline=pipe, progress=False)
@@ -229,7 +229,7 @@ def test_shipped_verifier_reads_bench_crops_and_prefers_the_true_word():
     """
     from dreamtext.data.sources import bench_source
     from dreamtext.data.transforms import make_model_sample
-    from dreamtext.verifier import SHIPPED_VERIFIER_DIR
+    from dreamtext.model.verifier import SHIPPED_VERIFIER_DIR
 
     assert (SHIPPED_VERIFIER_DIR / "model.safetensors").stat().st_size < 4 * 2**20
     verifier, cfg = load_verifier()

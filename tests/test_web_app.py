@@ -15,10 +15,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from _web_fixtures import SIGN_BOX, make_photo  # noqa: E402
 
-from dreamtext.app import EditService, ServeSettings, status_markdown  # noqa: E402
 from dreamtext.errors import ImageError, RegionError, TextError  # noqa: E402
-from dreamtext.web_inputs import draw_boxes, format_region, load_upload, parse_regions  # noqa: E402
-
+from dreamtext.web.app import EditService, ServeSettings, status_markdown  # noqa: E402
+from dreamtext.web.inputs import draw_boxes, format_region, load_upload, parse_regions  # noqa: E402
 
 # ----------------------------------------------------------------------------- parse_regions
 
@@ -113,8 +112,8 @@ def tiny_pipeline():
     import torch
 
     from dreamtext.config import load_config
-    from dreamtext.model import DreamTextModel
-    from dreamtext.pipeline import DreamTextPipeline
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.model.network import DreamTextModel
 
     torch.manual_seed(0)
     cfg = load_config("test")
@@ -176,8 +175,8 @@ def test_blend_and_mask_rule_reach_the_pipeline_and_are_checked(tiny_pipeline, t
 
 
 def test_candidates_reach_the_pipeline_and_the_verifier_reading_is_shown(tiny_pipeline, tmp_path):
-    from dreamtext.pipeline import DreamTextPipeline
-    from dreamtext.verifier_train import train_verifier
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.train.verifier_train import train_verifier
 
     train_verifier(tiny_pipeline.cfg.override({"verifier.steps": 2, "verifier.eval_records": 1}), tmp_path / "v",
                    progress=False)

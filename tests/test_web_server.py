@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _web_fixtures import (PHOTO_WH, REPO, SIGN_BOX, ServerProcess, free_port, make_photo,  # noqa: E402
                            make_tiny_pipeline, serve_command)
 
-from dreamtext.web_inputs import format_region  # noqa: E402
+from dreamtext.web.inputs import format_region  # noqa: E402
 
 CHROMIUM = os.environ.get("DREAMTEXT_CHROMIUM", "/usr/bin/chromium")  # Debian's; no downloaded browser
 MAX_UPLOAD_MB = 0.5  # the server's limits in these tests (set with serve's options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    from ..ablate import DEFAULT_VARIANTS, VARIANTS
+    from ..evaluation.ablate import DEFAULT_VARIANTS, VARIANTS
 
     p = subparsers.add_parser(
         "ablate", help="train one model per supervision mode / loss form and compare them on the benchmark",
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..ablate import VARIANTS, AblationSettings, run_ablation
+    from ..evaluation.ablate import VARIANTS, AblationSettings, run_ablation
 
     names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
     settings = AblationSettings(preset=args.preset, steps=args.steps, variants=tuple(names), k_gt=args.k_gt,

@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare_runs, comparison_line
     from ..errors import ConfigError
+    from ..evaluation.compare import compare_runs, comparison_line
 
     if len(args.runs) % 2:
         raise ConfigError(f"give the runs in pairs A B; got {len(args.runs)}")

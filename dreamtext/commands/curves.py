@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..curves import plot_run
+    from ..evaluation.curves import plot_run
 
     out = plot_run(args.run, args.out or Path(args.run[-1]) / "curves.png", title=args.title)
     print(f"wrote {out}")

@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from .options import add_sampling_options
 from ..errors import DreamTextError, ImageError, RegionError
+from .options import add_sampling_options
 
 
 class _RegionAction(argparse.Action):
@@ -104,7 +104,7 @@ def run(args) -> int:
     out = check_output_path(args.out, "output")
     masks = check_output_path(args.masks, "--masks output") if args.masks else None
     # Everything that can be checked is checked before the model loads (seconds) and samples (more).
-    from ..pipeline import model_config
+    from ..model.checkpoint import model_config
 
     cfg = model_config(args.ckpt)
     SampleOptions.resolve(cfg, **{k: v for k, v in sampling_kwargs(args).items() if k != "seed"})
@@ -131,9 +131,9 @@ def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=No
     N, the verifier checked: a bad input is one error line before any model is loaded or any pixel sampled."""
     from ..charset import validate_text
     from ..config_ranges import MAX_REGIONS
+    from ..edit.regions import parse_region
     from ..io_utils import read_image_rgb
     from ..sample_options import check_seed
-    from ..regions import parse_region
 
     if not isinstance(image, str):
         raise ImageError(f"'image' must be a file path, got {image!r}")
@@ -147,15 +147,15 @@ def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=No
         validate_text(text, cfg.max_len)
     check_seed(seed)
     if (candidates if candidates is not None else cfg.sample.candidates) > 1:
-        from ..checkpoint import resolve_checkpoint
-        from ..verifier import SHIPPED_VERIFIER_DIR, verifier_state
+        from ..model.checkpoint import resolve_checkpoint
+        from ..model.verifier import SHIPPED_VERIFIER_DIR, verifier_state
 
         verifier_state(resolve_checkpoint(cfg.sample.verifier or SHIPPED_VERIFIER_DIR))
     return img
 
 
 def load_pipeline(ckpt: str | None):
-    from ..pipeline import DreamTextPipeline
+    from ..edit.pipeline import DreamTextPipeline
 
     return DreamTextPipeline.from_pretrained(ckpt)
 

@@ -41,8 +41,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import EvalSettings, evaluate
-    from ..report import TABLE_ROWS, fmt
+    from ..evaluation.evaluate import EvalSettings, evaluate
+    from ..evaluation.report import TABLE_ROWS, fmt
 
     settings = EvalSettings(data=args.data, task=args.task, ckpt=args.ckpt, limit=args.limit, seed=args.seed,
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler,

@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import export_mode, read_json, resolve_checkpoint
-    from ..pipeline import DreamTextPipeline
+    from ..edit.pipeline import DreamTextPipeline
+    from ..model.checkpoint import export_mode, read_json, resolve_checkpoint
 
     export_mode(args.out, kind="pipeline", force=args.force)  # refuse before loading anything
 

@@ -23,7 +23,7 @@ def run(args) -> int:
     import json
 
     from ..config import load_config
-    from ..pretrain import pretrain_encoder
+    from ..train.pretrain import pretrain_encoder
 
     yaml_path, overrides = _split_config_arg(args.config, args.overrides)
     cfg = load_config(args.preset, yaml_path, overrides)

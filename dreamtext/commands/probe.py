@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..probe import probe_checkpoint
+    from ..evaluation.probe import probe_checkpoint
 
     for name in ("size", "steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..app import ServeSettings
+from ..web.app import ServeSettings
 
 
 def register(subparsers) -> None:
@@ -30,8 +30,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import importlib.util
 
-    from ..app import serve, settings_from_args
     from ..errors import ConfigError
+    from ..web.app import serve, settings_from_args
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")

@@ -24,12 +24,14 @@ def run(args) -> int:
     import json
 
     from ..config import load_config
-    from ..train import train
+    from ..train.trainer import train
     from .pretrain import _split_config_arg
 
     yaml_path, overrides = _split_config_arg(args.config, args.overrides)
     cfg = load_config(args.preset, yaml_path, overrides)
-    summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    from ..evaluation.probe import probe_model
+
+    summary = train(cfg, resume=args.resume, progress=not args.no_progress, probe=probe_model)
     if summary.get("is_main", True):
         shown = {k: v for k, v in summary.items() if k not in ("first_batch_texts",)}
         print(json.dumps(shown, indent=2))

@@ -28,11 +28,11 @@ def run(args) -> int:
     import json
 
     from ..config import load_config
-    from ..verifier_train import export_verifier, train_verifier
+    from ..train.verifier_train import export_verifier, train_verifier
     from .pretrain import _split_config_arg
 
     if args.export:  # checked before training, not after it
-        from ..checkpoint import export_mode
+        from ..model.checkpoint import export_mode
 
         export_mode(args.export, kind="verifier", force=args.force)
     yaml_path, overrides = _split_config_arg(args.config, args.overrides)

@@ -12,9 +12,9 @@ import sys
 import torch
 from safetensors.torch import load_file
 
-from dreamtext.checkpoint import read_config
-from dreamtext.model import DreamTextModel
-from dreamtext.pipeline import DreamTextPipeline
+from dreamtext.edit.pipeline import DreamTextPipeline
+from dreamtext.model.checkpoint import read_config
+from dreamtext.model.network import DreamTextModel
 
 pattern, ckpt_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
 files = sorted(glob.glob(pattern))

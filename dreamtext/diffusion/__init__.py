@@ -1,0 +1,1 @@
+"""The noise process (training's forward process, the scheduler registry) and the samplers."""

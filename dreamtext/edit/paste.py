@@ -1,0 +1,233 @@
+"""Paste-back: a generated crop into the photograph, and masks back into image coordinates (DESIGN §7).
+
+Coordinates are continuous (pixel (i, j) covers [j, j+1] × [i, i+1]), as in
+:mod:`dreamtext.data.transforms`, whose ``warp`` and ``fill_quad`` are used
+throughout. Every function touches only the box around a region's feather
+band; pixels outside it are copied unchanged (byte-identical).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import BLEND_MODES
+from ..errors import ConfigError
+
+
+def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> np.ndarray:
+    """float32 (H, W) blend weight: 1 inside ``quad``, linear to 0 over ``feather_px`` pixels outside.
+
+    Every pixel at distance ≥ ``feather_px`` from the quad gets exactly 0.
+    """
+    import cv2
+
+    from ..data.geometry import fill_quad
+
+    inside = fill_quad(quad, hw) > 0
+    if feather_px <= 0:
+        return inside.astype(np.float32)
+    dist = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)  # 0 inside the quad
+    return np.clip(1.0 - dist / float(feather_px), 0.0, 1.0).astype(np.float32)
+
+
+def bbox(points: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer (x0, y0, x1, y1) around points, grown by margin and clipped to the image."""
+    h, w = hw
+    x0 = int(np.floor(points[:, 0].min() - margin)); y0 = int(np.floor(points[:, 1].min() - margin))
+    x1 = int(np.ceil(points[:, 0].max() + margin)); y1 = int(np.ceil(points[:, 1].max() + margin))
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def translate(x0: float, y0: float) -> np.ndarray:
+    """The 3×3 matrix that shifts points by (x0, y0)."""
+    return np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+
+
+def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np.ndarray,
+               feather_px: float, blend: str = "feather") -> np.ndarray:
+    """Blend a generated model-resolution crop into ``image`` (uint8 (H, W, 3)) around ``quad``.
+
+    ``matrix`` maps image pixels to crop pixels (the context window). Only the
+    box around the quad's feather band is touched; elsewhere, and wherever the
+    blend weight is 0, the input pixels are copied unchanged. ``blend``:
+    ``"feather"`` pastes the warped crop as it is; ``"poisson"`` first shifts its
+    colours so that they meet the photograph's at the band's outer edge
+    (:func:`poisson_harmonize`), keeping the crop's own gradients (its text);
+    ``"inpaint"`` keeps only the crop's letters and draws them over the
+    photograph's own background, its old letters inpainted away
+    (:func:`letters_over_scene`).
+    """
+    from ..data.geometry import fill_quad, warp
+
+    if blend not in BLEND_MODES:
+        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
+    out = image.copy()
+    x0, y0, x1, y1 = bbox(quad, feather_px + 2, image.shape[:2])
+    if x1 <= x0 or y1 <= y0:
+        return out
+    alpha = feather_alpha(quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0), feather_px)[..., None]
+    # crop → the image box: the inverse window, then the box's offset
+    back = warp(crop, translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
+    patch = out[y0:y1, x0:x1]
+    if blend == "poisson":
+        back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
+    elif blend == "inpaint":
+        local = quad - np.array([x0, y0], np.float32)
+        # the crop was enlarged by 1/scale of the image → crop map: its letters' edges are that much wider
+        upscale = 1.0 / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:2, :2])))
+        back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local),
+                                  sharpen=float(np.clip(upscale, 1.0, 3.0)))
+    blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
+    blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
+    return out
+
+
+def poisson_harmonize(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``src`` inside ``region`` re-coloured to meet ``dst`` at the region's edge: uint8 (h, w, 3).
+
+    Poisson image editing (Pérez et al. 2003, "guided interpolation" with the
+    source's gradients as guidance): inside ``region`` (bool (h, w)) the result
+    keeps ∇src and equals dst on the boundary, i.e. src plus the harmonic
+    membrane that carries the boundary's colour difference inwards. A model
+    whose region comes out a shade too pale or too grey is pulled back to the
+    scene's colour and brightness, its letters' contrast kept. OpenCV's
+    ``seamlessClone`` (NORMAL_CLONE) solves it; src and dst are padded so the
+    region never touches the array border (OpenCV needs a margin around it).
+    """
+    import cv2
+
+    if not region.any():
+        return src.copy()
+    pad = 3
+    def padded(a, border):
+        return cv2.copyMakeBorder(np.ascontiguousarray(a), pad, pad, pad, pad, border)
+
+    mask = padded(region.astype(np.uint8) * 255, cv2.BORDER_CONSTANT)
+    x, y, w, h = cv2.boundingRect(mask)
+    # seamlessClone centres the mask's bounding box on `center`: this centre keeps src and dst aligned
+    out = cv2.seamlessClone(padded(src, cv2.BORDER_REFLECT), padded(dst, cv2.BORDER_REFLECT), mask,
+                            (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+    return out[pad:-pad, pad:-pad]
+
+
+def quad_height(quad: np.ndarray) -> float:
+    """Mean length of the quad's left and right sides (TL→BL, TR→BR): the text height in pixels."""
+    return float(0.5 * (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])))
+
+
+def local_background(picture: np.ndarray, height: float) -> np.ndarray:
+    """uint8 (h, w, 3): each pixel's background colour, the median over a window 1.5 × the text's height.
+
+    Letters' strokes fill well under half of such a window, so the median is the colour around them even
+    where the background changes along the word (a word across a table's edge, a gradient sky).
+    """
+    import cv2
+
+    k = max(3, int(round(1.5 * height)) | 1)  # odd aperture
+    return cv2.medianBlur(np.ascontiguousarray(picture), k)
+
+
+LETTER_MIN_CONTRAST = 24.0  # RGB distance below which nothing counts as a letter (letter_pixels' floor)
+
+
+def letter_pixels(picture: np.ndarray, region: np.ndarray, height: float,
+                  min_contrast: float = LETTER_MIN_CONTRAST) -> np.ndarray:
+    """bool (h, w): the pixels of ``region`` that stand out from their :func:`local_background` in ``picture``
+    (uint8 (h, w, 3)) by more than Otsu's threshold and ``min_contrast`` — a word's letters, ``height`` tall."""
+    from ..model.char_masks import text_pixels
+
+    return text_pixels(picture, region, local_background(picture, height).astype(np.float32), min_contrast)
+
+
+def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
+                       sharpen: float = 1.0, min_contrast: float = LETTER_MIN_CONTRAST) -> np.ndarray:
+    """The generated letters of ``back`` drawn over ``patch``'s own background: uint8 (h, w, 3).
+
+    ``back`` is the generated crop warped to the photograph's box, ``patch`` the photograph's box (both
+    uint8 (h, w, 3)), ``region`` bool (h, w) the word's quad there and ``height`` its height in pixels.
+    The model works at 32×128: pasted whole, its crop is a blurred, re-invented background around the
+    letters. Here only the letters come from it:
+
+    1. the photograph's old letters (:func:`letter_pixels`) — grown by ~height/8 pixels to take their
+       anti-aliased rims and faint halos, are inpainted away (Telea, ``cv2.inpaint``): the scene's
+       background at full resolution, its texture and colour kept;
+    2. the generated letters, found the same way in ``back``, become a soft alpha under a two-colour
+       model, ``back ≈ bg + a · (fg − bg)`` with ``bg`` the local background of ``back`` and ``fg`` the
+       median colour of its letters; ``a`` is stretched by ``sharpen`` about 0.5 to undo the
+       upscaling blur (:func:`paste_back` passes the crop's enlargement, clipped to [1, 3]);
+    3. ``out = (1 − a) · scene + a · ink`` inside the region, where ``ink`` is the median colour of the
+       photograph's old letters — the text's colour is part of its style, which an edit keeps, and the
+       small model's own letter colour drifts (pale, greyed) — or ``fg`` where the photograph had no
+       letters (under 3 % of the region); outside the region ``patch`` is returned unchanged.
+
+    Where the model drew no letters (none farther than ``min_contrast`` from their background) the region
+    comes back as the bare scene.
+    """
+    import cv2
+
+    from ..model.char_masks import text_pixels
+
+    if not region.any():
+        return patch.copy()
+    grow = max(1, int(round(height / 8)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    letters = letter_pixels(patch, region, height, min_contrast)
+    old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
+    scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
+    out = patch.copy()
+    out[region] = scene[region]
+    bg = local_background(back, height).astype(np.float32)  # (h, w, 3)
+    new = text_pixels(back, region, bg, min_contrast)  # letter_pixels(back, ...), its bg kept for the alpha
+    if not new.any():
+        return out
+    b = back.astype(np.float32)
+    fg = np.median(b[new], axis=0)  # (3,)
+    span = fg - bg  # (h, w, 3)
+    norm2 = np.maximum((span * span).sum(-1), 1.0)
+    a = ((b - bg) * span).sum(-1) / norm2  # (h, w): 0 on the background colour, 1 on the letters'
+    a = np.clip((a - 0.5) * sharpen + 0.5, 0.0, 1.0) * region * (norm2 >= min_contrast ** 2)
+    # a few stray pixels of a textured scene are not letters: trust their colour from 3 % of the region up
+    # (strokes fill some 15–40 % of a word's box)
+    had_letters = letters.sum() >= 0.03 * region.sum()
+    ink = np.median(patch[letters].astype(np.float32), axis=0) if had_letters else fg  # (3,)
+    mixed = (1.0 - a[..., None]) * scene.astype(np.float32) + a[..., None] * ink
+    out[region] = np.clip(mixed[region] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, int], image_hw: tuple[int, int],
+                   support: np.ndarray | None = None) -> np.ndarray:
+    """Model-space masks bool (n, h', w') → bool (n, H, W) in image coordinates.
+
+    ``matrix`` maps image pixels to model pixels; masks at a coarser resolution
+    than the model (h' < H_model) are scaled first. ``support`` (bool (H, W))
+    limits the masks to where the image was changed.
+    """
+    from ..data.geometry import apply_matrix, warp
+
+    n, mh, mw = masks.shape
+    to_mask = np.diag([mw / model_hw[1], mh / model_hw[0], 1.0]) @ matrix
+    out = np.zeros((n, *image_hw), bool)
+    if n == 0:
+        return out
+    corners = np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64)
+    x0, y0, x1, y1 = bbox(apply_matrix(np.linalg.inv(to_mask), corners), 1, image_hw)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    back = warp(masks.transpose(1, 2, 0).astype(np.float32), translate(-x0, -y0) @ np.linalg.inv(to_mask),
+                (y1 - y0, x1 - x0), border="constant", interpolation="nearest")
+    out[:, y0:y1, x0:x1] = back.reshape(y1 - y0, x1 - x0, n).transpose(2, 0, 1) > 0.5
+    if support is not None:
+        out &= support[None]
+    return out
+
+
+def region_support(quad: np.ndarray, image_hw: tuple[int, int], feather_px: float) -> np.ndarray:
+    """bool (H, W): the pixels an edit of ``quad`` may change (the quad and its feather band)."""
+    out = np.zeros(image_hw, bool)
+    x0, y0, x1, y1 = bbox(quad, feather_px + 2, image_hw)
+    if x1 > x0 and y1 > y0:
+        local = quad - np.array([x0, y0], np.float32)
+        out[y0:y1, x0:x1] = feather_alpha(local, (y1 - y0, x1 - x0), feather_px) > 0
+    return out

@@ -1,0 +1,400 @@
+"""DreamTextPipeline: edit or reconstruct text in any photograph (DESIGN §7).
+
+For each region (a box or a 4-point quad in image pixels) the pipeline
+
+1. maps a context window around it to the model's resolution with the same
+   transform training uses (:func:`dreamtext.data.transforms.context_window`:
+   aspect kept with replicated borders, crop around small words), after
+   rotating tilted text upright, so the model sees what it was trained on;
+2. builds the inpainting condition (region mask, masked crop, token ids, the
+   glyph prior when the model has one) — all regions of an image in one batch;
+3. samples with classifier-free guidance (:mod:`dreamtext.sampling`);
+4. warps the generated crop back with the inverse transform and blends it in
+   with a feathered mask: 1 inside the region, falling to 0 over a band of
+   ``feather × region height`` pixels (``sample.blend = "poisson"`` first
+   re-colours it to meet the photo at the band's edge, ``"inpaint"`` keeps only
+   its letters, over the photo's own background; :mod:`dreamtext.paste`).
+   Pixels beyond every band are copied from the input, so they are byte-identical.
+
+The per-character masks predicted from the cross-attention (§3; narrowed to the
+generated strokes with ``sample.mask_rule = "strokes"``) come back in image
+coordinates beside the edited image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config_ranges import MAX_REGIONS
+from ..errors import CheckpointError, RegionError
+from ..pixels import to_uint8
+from ..sample_options import SampleOptions, check_seed
+from .paste import masks_to_image, paste_back, quad_height, region_support
+from .regions import parse_region, window_matrix
+
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class RegionResult:
+    """One edited region.
+
+    ``quad`` float32 (4, 2) in image pixels; ``text`` what was written;
+    ``crop`` uint8 (H_m, W_m, 3) the generated model-resolution crop and
+    ``input_crop`` what the model was given; ``matrix`` (3, 3) image → crop
+    pixels; ``char_masks`` bool (len(text), H, W) the §3 predicted masks in image
+    coordinates (limited to the pixels the edit changed) and ``crop_char_masks``
+    bool (len(text), h', w') the same in the crop's frame. With ``candidates`` > 1:
+    ``candidate_scores`` the word verifier's log p(text | crop) per character of
+    each candidate, ``chosen`` the one kept (the best; ties keep the lowest),
+    ``verifier_reading`` what the verifier reads in the kept crop and
+    ``candidate_crops`` uint8 (K, H_m, W_m, 3) every candidate (``crop`` is one of them).
+    """
+
+    quad: np.ndarray
+    text: str
+    crop: np.ndarray
+    input_crop: np.ndarray
+    matrix: np.ndarray
+    char_masks: np.ndarray
+    crop_char_masks: np.ndarray
+    feather_px: float = 0.0
+    candidate_scores: tuple[float, ...] | None = None
+    chosen: int = 0
+    verifier_reading: str | None = None
+    candidate_crops: np.ndarray | None = None
+
+
+@dataclass
+class EditResult:
+    """The edited image (PIL, the input's size) and one :class:`RegionResult` per region."""
+
+    image: object
+    regions: list[RegionResult] = field(default_factory=list)
+    input: np.ndarray | None = None  # uint8 (H, W, 3): the input as read (orientation applied)
+
+    def masks_picture(self) -> np.ndarray:
+        """The result with every region's characters coloured (one colour per character): uint8 (H, W, 3)."""
+        from ..visualize import regions_overlay
+
+        return regions_overlay(self.image, [r.char_masks for r in self.regions])
+
+    def before_after(self, max_width: int = 512) -> np.ndarray:
+        """Input | result | character masks, captioned, with a colour legend: uint8 RGB."""
+        from ..visualize import before_after
+
+        return before_after(self.input, self.image, [r.char_masks for r in self.regions],
+                            texts=[r.text for r in self.regions], max_width=max_width)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+class DreamTextPipeline:
+    """A trained DreamText model plus everything needed to edit text in photographs."""
+
+    def __init__(self, model, cfg=None, device: str = "cpu"):
+        import torch
+
+        self.model = model.to(device).eval()
+        self.cfg = cfg if cfg is not None else model.cfg
+        self.device = torch.device(device)
+        self._verifier = None  # loaded on first use (sample.candidates > 1)
+        self._schedulers: dict = {}  # sampler name → its scheduler, made on first use (self.scheduler)
+
+    @property
+    def verifier(self):
+        """The word verifier that picks among candidates (``sample.verifier``; None: the shipped one), loaded once."""
+        if self._verifier is None:
+            from ..model.verifier import load_verifier
+
+            model, vcfg = load_verifier(self.cfg.sample.verifier)
+            if tuple(vcfg.image_size) != tuple(self.cfg.image_size):
+                raise CheckpointError(f"the word verifier reads {tuple(vcfg.image_size)} crops but this model writes "
+                                      f"{tuple(self.cfg.image_size)}: train one for this model with "
+                                      "`dreamtext train-verifier` and set sample.verifier")
+            self._verifier = model.to(self.device)
+        return self._verifier
+
+    # ---- loading and saving
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, *, device: str = "cpu",
+                        use_ema: bool = True) -> "DreamTextPipeline":
+        """``None``: the model shipped in ``dreamtext/assets/model``; else a run, checkpoint or pipeline directory."""
+        from ..model.checkpoint import load_model, model_path
+
+        model, cfg = load_model(model_path(path), use_ema=use_ema)
+        return cls(model, cfg, device=device)
+
+    def save_pretrained(self, directory: str | Path, *, half: bool = False, source: dict | None = None,
+                        force: bool = False) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` (atomically); the directory reloads alone.
+
+        ``directory`` must be new, empty or an earlier pipeline export; ``force`` writes the three files
+        into a folder holding other files (left alone). A training checkpoint is never a target
+        (``checkpoint.export_mode``).
+
+        ``half``: store floating-point weights as float16 (half the size; loading casts them back
+        to the model's float32), as the model shipped inside the package is stored. ``source``: where
+        the weights came from (e.g. the training checkpoint and its step), kept in ``state.json``.
+        """
+        import torch
+
+        from ..model.checkpoint import export_mode, save_checkpoint
+
+        merge = export_mode(directory, kind="pipeline", force=force)
+
+        def stored(v: torch.Tensor) -> torch.Tensor:
+            v = v.detach().cpu()
+            return (v.half() if half and v.is_floating_point() else v).contiguous()
+
+        state = {k: stored(v) for k, v in self.model.state_dict().items()}
+        meta = {"kind": "pipeline", **({"source": source} if source else {})}
+        save_checkpoint(directory, self.cfg, {"model": state}, meta, merge=merge)
+        return Path(directory)
+
+    # ---- editing
+    def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
+             sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
+             mask_rule: str | None = None, candidates: int | None = None, seed: int | None = 0,
+             style_ref: bool | None = None, progress: bool = False) -> EditResult:
+        """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
+
+        ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
+        16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
+        TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
+        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson" or "inpaint") /
+        ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
+        region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
+        region's original pixels, the old word, as the reference; False: the region masked only) default to
+        ``cfg.sample``; ``seed`` makes the result bit-identical on the same machine (None: a random seed).
+        """
+        return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
+                              restarts=restarts, blend=blend, mask_rule=mask_rule, candidates=candidates,
+                              seeds=[seed], style_ref=style_ref, progress=progress)[0]
+
+    def edit_many(self, jobs, *, steps: int | None = None, guidance: float | None = None,
+                  sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
+                  mask_rule: str | None = None, candidates: int | None = None, seeds=None,
+                  style_ref: bool | None = None, progress: bool = False) -> list[EditResult]:
+        """Several photographs in one sampling batch: ``jobs`` = [(image, regions, texts), ...].
+
+        Job i is seeded by ``seeds[i]`` (default 0 for every job; None: random) with its own
+        generator, so its noise is the noise ``edit(*jobs[i], seed=seeds[i])`` draws (for a
+        job of one region exactly; of several, the same whenever a region's latent has a
+        multiple of 16 values, as every preset's has). Its pixels can still differ from that
+        call's in the last bits where the batched UNet rounds differently. Options as in :meth:`edit`.
+
+        With ``candidates`` = K > 1 the batch holds K copies of every region; candidate 0 draws from the
+        job's generator exactly as K = 1 does (so it is the one-sample result), candidate c from a
+        generator seeded by (seed, c). The verifier scores each crop against its text and the best is pasted.
+        """
+        import torch
+
+        from ..diffusion.sampling import sample_with_attention
+        from ..io_utils import read_image_rgb
+
+        o = SampleOptions.resolve(self.cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts,
+                                  blend=blend, mask_rule=mask_rule, candidates=candidates, style_ref=style_ref)
+        jobs = list(jobs)
+        seeds = [0] * len(jobs) if seeds is None else list(seeds)
+        if not jobs or len(seeds) != len(jobs):
+            raise RegionError(f"{len(jobs)} job(s) and {len(seeds)} seed(s): give at least one job and one seed each")
+        seeds = [check_seed(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
+        # 1. every photo read and checked, every region's window cut: (image, quads, texts, (batch, matrices, crops))
+        prepared = []
+        for image, regions, job_texts in jobs:
+            img = read_image_rgb(image)
+            job_quads, job_texts = self._check_inputs(img, regions, job_texts)
+            prepared.append((img, job_quads, job_texts, self.prepare(img, job_quads, job_texts, style_ref=o.style_ref)))
+        batch = {k: torch.cat([p[3][0][k] for p in prepared]) for k in prepared[0][3][0]}
+        n_items = len(batch["token_ids"])
+        if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
+            batch = {k: v.repeat(o.candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+        # 2. all regions of all jobs (and candidates) sampled in one batch
+        bar = _StepBar() if progress else None
+        out = sample_with_attention(self.model, self.model.make_cond(batch), self.scheduler(o.sampler), o.steps,
+                                    o.guidance, noise_generators(seeds, [p[1] for p in prepared], o.candidates),
+                                    progress=bar, restarts=o.restarts, restart_strength=o.restart_strength)
+        if bar is not None:
+            bar.close()
+        crops = to_uint8(out.x0)
+        crop_masks = out.char_masks().cpu().numpy() if out.attn is not None else None
+        # 3. best of K: the verifier keeps one candidate per region
+        picks = all_crops = None
+        if o.candidates > 1:
+            picks = self._pick_candidates(crops, batch["mask"][:, 0].cpu().numpy(),
+                                          [t for p in prepared for t in p[2]] * o.candidates, n_items)
+            keep = [c * n_items + j for j, c in enumerate(picks.chosen)]
+            all_crops = crops.reshape(o.candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
+            crops = crops[keep]
+            crop_masks = None if crop_masks is None else crop_masks[keep]
+        # 4. each photo's crops pasted back
+        results, first = [], 0
+        for img, job_quads, job_texts, (_, matrices, input_crops) in prepared:
+            n = len(job_quads)
+            results.append(self._paste(img, job_quads, job_texts, matrices, input_crops, crops[first:first + n],
+                                       None if crop_masks is None else crop_masks[first:first + n], o.blend,
+                                       o.mask_rule))
+            if picks is not None:
+                for j, region in enumerate(results[-1].regions, start=first):
+                    region.candidate_scores = tuple(float(v) for v in picks.scores[:, j])
+                    region.chosen = int(picks.chosen[j])
+                    region.verifier_reading = picks.readings[j]
+                    region.candidate_crops = all_crops[:, j]
+            first += n
+        return results
+
+    def scheduler(self, name: str):
+        """The pipeline's scheduler of sampler ``name``, made once and kept (a component, as in diffusers)."""
+        from ..diffusion.noise import make_scheduler
+
+        if name not in self._schedulers:
+            self._schedulers[name] = make_scheduler(self.cfg, name)
+        return self._schedulers[name]
+
+    def _pick_candidates(self, crops: np.ndarray, masks: np.ndarray, texts: list[str], n_items: int):
+        """The verifier's scores of K·n crops → the best candidate of each of the n regions."""
+        from ..model.verifier import score_crops
+
+        scored = score_crops(self.verifier, crops, masks, texts, self.cfg.max_len)
+        scores = scored.logp_per_char.reshape(-1, n_items)  # (K, n)
+        chosen = scores.argmax(axis=0)  # the first of equal scores: candidate 0 wins a tie
+        readings = [scored.readings[c * n_items + j] for j, c in enumerate(chosen)]
+        return _CandidatePicks(scores=scores, chosen=chosen, readings=readings)
+
+    def _paste(self, img, quads, texts, matrices, input_crops, crops, crop_masks, blend, mask_rule) -> EditResult:
+        """One photograph's generated crops pasted back, its masks warped to image coordinates."""
+        from PIL import Image
+
+        cfg = self.cfg
+        result = img
+        region_results = []
+        for i, (quad, text) in enumerate(zip(quads, texts)):
+            feather_px = max(1.0, cfg.sample.feather * quad_height(quad))
+            result = paste_back(result, crops[i], matrices[i], quad, feather_px, blend)
+            if crop_masks is not None:
+                cm = crop_masks[i, : len(text)]
+            else:
+                cm = np.zeros((len(text), *cfg.latent_size), bool)
+            if mask_rule == "strokes":
+                from ..data.geometry import apply_matrix, fill_quad
+                from ..model.char_masks import refine_to_strokes
+
+                region = fill_quad(apply_matrix(matrices[i], quad), tuple(cfg.image_size)) > 0
+                cm = refine_to_strokes(cm, crops[i], region)  # (n, H, W) at the crop's resolution
+            support = region_support(quad, img.shape[:2], feather_px)
+            char_masks = masks_to_image(cm, matrices[i], tuple(cfg.image_size), img.shape[:2], support)
+            region_results.append(RegionResult(quad=quad, text=text, crop=crops[i], input_crop=input_crops[i],
+                                               matrix=matrices[i], char_masks=char_masks, crop_char_masks=cm,
+                                               feather_px=feather_px))
+        return EditResult(image=Image.fromarray(result), regions=region_results, input=img)
+
+    def reconstruct(self, image, regions, texts, **kwargs) -> EditResult:
+        """Redraw the text each region already holds (``texts`` = the original strings): the §1 fidelity task."""
+        return self.edit(image, regions, texts, **kwargs)
+
+    # ---- internals
+    def _check_inputs(self, img: np.ndarray, regions, texts) -> tuple[list[np.ndarray], list[str]]:
+        from ..charset import validate_text
+
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(regions, np.ndarray):  # (4,2): one quad; (n,4) boxes; (n,4,2) quads; (n,8) flat quads
+            regions = [regions] if regions.shape == (4, 2) or regions.ndim == 1 else list(regions)
+        regions = list(regions)
+        if regions and np.isscalar(regions[0]):  # a single box/quad given flat
+            regions = [regions]
+        if not regions:
+            raise RegionError("no region given: pass at least one box or quad")
+        if len(regions) > MAX_REGIONS:
+            raise RegionError(f"{len(regions)} regions given; one photo takes at most {MAX_REGIONS} per job "
+                              "(split them over several jobs)")
+        if len(regions) != len(texts):
+            raise RegionError(f"{len(regions)} region(s) but {len(texts)} text(s): give one text per region")
+        quads = [parse_region(r, img.shape[:2]) for r in regions]
+        texts = [validate_text(t, self.cfg.max_len) for t in texts]
+        return quads, texts
+
+    def prepare(self, img: np.ndarray, quads: list[np.ndarray], texts: list[str], style_ref: bool = False):
+        """The model batch for every region (``transforms.window_inputs`` keys), the window matrices and input crops.
+
+        With a style-reference model (``cfg.style_ref``) the batch holds ``style`` (the window unmasked: the
+        old word) and ``has_style`` (1 with ``style_ref``, else 0 and a zero ``style``).
+        """
+        import torch
+
+        from ..data.geometry import apply_matrix, warp
+        from ..data.transforms import window_inputs
+
+        cfg = self.cfg
+        out_hw = tuple(cfg.image_size)
+        items, matrices, crops = [], [], []
+        for quad, text in zip(quads, texts):
+            matrix = window_matrix(quad, img.shape[:2], cfg)
+            crop = np.asarray(warp(img, matrix, out_hw, border="replicate"))
+            crop = np.clip(np.round(crop), 0, 255).astype(np.uint8) if crop.dtype != np.uint8 else crop
+            # The same inputs a training sample gets (transforms.window_inputs), the region as the model sees it.
+            items.append(window_inputs(crop, apply_matrix(matrix, quad), text, cfg, reference=style_ref))
+            matrices.append(np.asarray(matrix, np.float64))
+            crops.append(crop)
+        cols = {k: [item[k] for item in items] for k in items[0]}
+        batch = {k: torch.from_numpy(np.stack(v)).to(self.device) for k, v in cols.items()}
+        return batch, matrices, crops
+
+
+@dataclass
+class _CandidatePicks:
+    scores: np.ndarray  # (K, n) verifier log p(text | crop) per character
+    chosen: np.ndarray  # (n,) index of the kept candidate per region
+    readings: list[str]  # the verifier's reading of each kept crop
+
+
+def noise_generators(seeds: list[int], quads: list[list], candidates: int = 1):
+    """The noise generators of one sampling batch: one per job, seeded ``seeds[i]``, drawing for its regions.
+
+    One job of one sample draws all its regions from its generator at once (what ``edit`` always did); several
+    jobs, or K > 1 candidates, get a list with one generator per batch item: candidate 0 of each region from its
+    job's generator, candidate c from one seeded ``candidate_seed(seed, c)``.
+    """
+    import torch
+
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    per_region = [g for g, q in zip(generators, quads) for _ in q]
+    if candidates <= 1:
+        return generators[0] if len(generators) == 1 else per_region
+    return per_region + [g for c in range(1, candidates)
+                         for g, q in zip([torch.Generator().manual_seed(candidate_seed(s, c)) for s in seeds], quads)
+                         for _ in q]
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """The noise seed of candidate ``candidate`` ≥ 1 of a job seeded ``seed`` (candidate 0 uses ``seed`` itself)."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, candidate, 0xCA4D1]).generate_state(2, np.uint32)
+    return (int(state[0]) & 0x7FFFFFFF) << 32 | int(state[1])
+
+
+class _StepBar:
+    """A tqdm bar over sampling steps, driven by the sampler's progress callback.
+
+    The bar opens on the first step with the total the sampler reports (every pass, restarts included).
+    """
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, step: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="sampling", unit="step", leave=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

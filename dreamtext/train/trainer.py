@@ -1,0 +1,516 @@
+"""The diffusion trainer (DESIGN §4, §5, §9): one code path from a 2-core CPU to many GPUs.
+
+``train(cfg)`` runs on HF accelerate, so ``dreamtext train ...``,
+``accelerate launch dreamtext train ...`` and ``torchrun --nproc_per_node N``
+run the same loop (DDP over gloo on CPU, NCCL on GPUs). Every optimiser step:
+
+1. for each of ``grad_accum`` micro-batches: the batch of this process (a
+   pure function of the micro-batch counter, ``train_utils.step_batches``),
+   a generator seeded by ``(seed, step, rank, micro)`` for noise, timesteps
+   and the condition dropout, then ``TrainingObjective.forward`` (losses.py:
+   noise → ψ → UNet with attention capture → §3 masks → L_mask + α·L_attn +
+   β·(L_align + L_id), with the step number for balanced supervision), under
+   bf16 autocast where the hardware has it;
+2. gradient clipping, the optimiser step at the warm-up/cosine LR, the EMA update;
+3. metrics (each loss term, mIoU, lr, samples/s) to ``metrics.jsonl`` (and
+   TensorBoard when installed), a tqdm bar with rate and time left;
+4. every ``ckpt_every`` steps and at exit (also on Ctrl-C and SIGTERM) a
+   checkpoint ``checkpoints/step_<n>/`` (checkpoint.save_checkpoint: model,
+   EMA and optimiser as safetensors, config.json, state.json with step, RNG
+   states and data position), older ones pruned to ``keep_ckpts``;
+5. every ``sample_every`` steps a PNG grid of EMA samples with their predicted
+   character masks overlaid (``samples/step_<n>.png``).
+
+A NaN/inf loss stops the run with :class:`NonFiniteLossError` before the bad
+update is applied; no checkpoint is written after it, so the last good one stays.
+Because data and randomness are functions of the step, a run killed (even by
+SIGKILL) and resumed with ``resume=True`` ends with the weights of an
+uninterrupted run (tests/test_train_resume.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DreamTextConfig
+from ..errors import CheckpointError, ConfigError
+from ..io_utils import atomic_save_image
+from ..model.checkpoint import (checkpoint_step, latest_checkpoint, read_config, read_json, read_tensors,
+                                save_checkpoint, weights_sha256)
+from .ema import EMA
+from .utils import (MetricsLogger, NonFiniteLossError, check_finite, flatten_optimizer_state, get_rng_state, lr_at,
+                    prune_checkpoints, set_rng_state, step_batches, step_seed, unflatten_optimizer_state)
+
+# Config sections a resumed run may change (everything else defines the model, its data or its objective).
+RESUMABLE_CHANGES = ("train.", "sample.", "pretrain.", "data.num_workers")
+LOSS_TERMS = ("total", "mask", "attn", "align", "id", "ocr")  # the NaN guard's terms (miou may be NaN legitimately)
+SAMPLE_SEED_OFFSET = 7919  # the sample grid shows held-out samples of another seed
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast pays off: a GPU with bf16, or a CPU with native bf16 (AVX512-BF16/AMX) kernels."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def make_accelerator(cfg: DreamTextConfig):
+    """The Accelerator for ``cfg``: DDP with unused-parameter detection (H_pos is not in the diffusion loss)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if probe.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.train.tf32
+    precision = "bf16" if cfg.train.bf16 and bf16_supported(probe) else "no"
+    # Several processes without GPUs (torchrun on CPU): accelerate needs cpu=True to pick DDP over gloo.
+    multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    try:  # accelerate keeps its settings in a process-wide singleton: let a second run choose its own precision
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()  # keeps the process group (PartialState)
+    except (ImportError, AttributeError):
+        pass
+    return Accelerator(
+        cpu=multi_cpu,
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        mixed_precision=precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def _check_resumable(saved: DreamTextConfig, cfg: DreamTextConfig, ckpt: Path) -> None:
+    from ..config import _flatten
+
+    a, b = _flatten(saved.to_dict()), _flatten(cfg.to_dict())
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES))
+    if changed:
+        shown = ", ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in changed[:4])
+        raise CheckpointError(f"cannot resume from {str(ckpt)!r} with a different model/data/loss config ({shown}); "
+                              "only train.*, sample.* and data.num_workers may change on resume")
+
+
+def _init_weights(model, source: str) -> None:
+    """Fine-tuning start: ``model`` ← the (EMA) weights of a run / checkpoint / pipeline dir or "shipped"."""
+    from ..model.checkpoint import SHIPPED_MODEL_DIR
+    from ..model.checkpoint import load_weights_into, resolve_checkpoint
+    from ..model.network import widen_for_style_ref
+
+    ckpt = resolve_checkpoint(SHIPPED_MODEL_DIR if source == "shipped" else source)
+    try:
+        # A start from a model without the style reference gains its input channels at zero (DESIGN §13).
+        load_weights_into(model, ckpt, adapt=lambda tensors: widen_for_style_ref(tensors, model.cfg))
+    except CheckpointError as e:
+        detail = str(e).split(": ", 1)[-1]
+        raise CheckpointError(f"cannot fine-tune from {source!r}: its weights do not fit the network this config "
+                              f"builds ({detail}); use the model settings it was trained with") from None
+
+
+def compile_unet(unet: torch.nn.Module, backend: str = "inductor") -> None:
+    """``torch.compile`` the UNet in place (``nn.Module.compile``): its parameters keep their names, so
+    checkpoints, the EMA and fine-tuning see the same module. Compilation happens at the first call.
+
+    A backend that cannot compile here (no C++ compiler, no Triton) must cost the speed-up, not the run:
+    dynamo's ``suppress_errors`` (process-wide) makes such a failure fall back to eager with a warning.
+    """
+    import torch._dynamo
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in known:  # "" included
+        raise ConfigError(f"train.compile_backend {backend!r} is not a torch.compile backend; known: {', '.join(known)}")
+    torch._dynamo.config.suppress_errors = True
+    unet.compile(backend=backend)
+
+
+class _StopRequest:
+    """SIGTERM, or a first Ctrl-C, asks the loop to stop after the current step (and checkpoint)."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig, name in ((signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupted")):
+                self._old[sig] = signal.signal(sig, self._handler(name))
+        return self
+
+    def _handler(self, name):
+        def handle(signum, frame):
+            if self.reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: stop now
+            self.reason = name
+
+        return handle
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def loss_values(losses: dict) -> dict[str, float]:
+    """The objective's outputs as Python floats (tensor means), copied off the device in one go."""
+    keys = [k for k, v in losses.items() if torch.is_tensor(v)]
+    floats = torch.stack([losses[k].detach().float().mean() for k in keys]).tolist() if keys else []
+    out = dict(zip(keys, floats))
+    out.update({k: float(v) for k, v in losses.items() if not torch.is_tensor(v)})
+    return {k: out[k] for k in losses}
+
+
+def remove_stale_temp_dirs(ckpt_root: Path) -> list[str]:
+    """The hidden ``.step_N.*.tmp`` / ``.old`` folders a killed checkpoint write leaves in ``checkpoints/``
+    (io_utils.atomic_dir), removed on resume; complete checkpoints are never touched. Returns the names."""
+    removed = []
+    if ckpt_root.is_dir():
+        for p in sorted(ckpt_root.glob(".step_*")):
+            if p.is_dir() and (p.name.endswith(".tmp") or p.name.endswith(".old")):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+    return removed
+
+
+class Trainer:
+    """State of one training run; ``train()`` is the public entry point."""
+
+    def __init__(self, cfg: DreamTextConfig, resume: bool = False):
+        from ..model.network import DreamTextModel
+        from .losses import TrainingObjective, check_loss_config
+
+        check_loss_config(cfg)
+        self.cfg = cfg
+        self.run_dir = Path(cfg.train.out_dir)
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.acc = make_accelerator(cfg)
+        self.rank, self.world = self.acc.process_index, self.acc.num_processes
+        ckpt = latest_checkpoint(self.run_dir) if self.run_dir.exists() else None
+        if ckpt is not None and not resume:
+            raise CheckpointError(f"{str(self.run_dir)!r} already holds checkpoints (latest {ckpt.name}); "
+                                  "pass --resume to continue it, or set train.out_dir to a new directory")
+        if ckpt is not None:
+            _check_resumable(read_config(ckpt), cfg, ckpt)
+
+        torch.manual_seed(cfg.train.seed)  # identical initial weights on every process
+        self.model = DreamTextModel(cfg).to(self.acc.device)
+        if ckpt is None and cfg.train.init_from:
+            _init_weights(self.model, cfg.train.init_from)
+        if ckpt is None and cfg.train.encoder_ckpt:
+            from .pretrain import load_encoder_weights
+
+            load_encoder_weights(self.model.text_encoder, cfg.train.encoder_ckpt)
+        self.params = self.model.trainable_parameters()
+        scale = float(cfg.train.conv_in_lr_scale)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ConfigError(f"train.conv_in_lr_scale must be a number > 0, got {scale}")
+        conv_in = {id(p) for p in self.model.unet.conv_in.parameters()}
+        groups = [{"params": [p for p in self.params if id(p) not in conv_in], "lr_scale": 1.0},
+                  {"params": [p for p in self.params if id(p) in conv_in], "lr_scale": scale}]
+        if scale == 1.0:  # one group, as checkpoints written before the switch hold (they resume unchanged)
+            groups = [{"params": self.params, "lr_scale": 1.0}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr,
+                                           weight_decay=cfg.train.weight_decay)
+        self.ema = EMA(self.model, cfg.train.ema_decay)
+        self.step = 0
+        self.resumed_from = None
+        if ckpt is not None:
+            self._load(ckpt)
+        if cfg.train.compile:
+            compile_unet(self.model.unet, cfg.train.compile_backend)
+        self.objective = TrainingObjective(self.model, cfg, full=True)
+        self.objective, self.optimizer = self.acc.prepare(self.objective, self.optimizer)
+        self.last_saved_step = self.step if ckpt is not None else -1
+
+    # ----- checkpoints
+    def _load(self, ckpt: Path) -> None:
+        from ..model.checkpoint import load_state_into
+
+        load_state_into(self.model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
+        state = read_json(ckpt / "state.json")
+        for key, kind in (("step", int), ("ema_updates", int), ("optimizer", dict), ("rng", dict)):
+            value = state.get(key) if isinstance(state, dict) else None
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+                raise CheckpointError(f"{str(ckpt / 'state.json')!r}: {key!r} must be "
+                                      f"{'a whole number ≥ 0' if kind is int else 'an object'}, got {value!r}; "
+                                      "the checkpoint cannot be resumed")
+        self.ema.load_shadow({k: v.to(self.acc.device) for k, v in read_tensors(ckpt / "ema.safetensors").items()},
+                             state["ema_updates"])
+        opt_state = unflatten_optimizer_state(read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])
+        self.optimizer.load_state_dict(opt_state)
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.resumed_from = ckpt
+
+    def save(self) -> Path | None:
+        """Checkpoint the current step (main process writes; everyone waits), then prune old ones."""
+        path = self.ckpt_root / f"step_{self.step:08d}"
+        if self.acc.is_main_process:
+            opt_tensors, opt_meta = flatten_optimizer_state(self.optimizer.state_dict())
+            state = {
+                "step": self.step,
+                "rng": get_rng_state(),
+                "data": {"next_micro_batch": self.step * self.cfg.train.grad_accum,
+                         "samples_seen": self.step * self.cfg.train.grad_accum * self.world * self.cfg.train.batch_size,
+                         "seed": self.cfg.train.seed, "world_size": self.world},
+                "optimizer": opt_meta,
+                "ema_updates": self.ema.num_updates,
+                "mixed_precision": self.acc.mixed_precision,
+            }
+            tensors = {"model": self.model.state_dict(), "ema": self.ema.shadow, "optimizer": opt_tensors}
+            try:
+                save_checkpoint(path, self.cfg, tensors, state)
+            except CheckpointError as e:
+                last = latest_checkpoint(self.run_dir)
+                raise CheckpointError(f"step {self.step}: {e}; the last complete checkpoint is "
+                                      f"{'step ' + str(checkpoint_step(last)) + ' in ' + str(last) if last else 'none'}"
+                                      ) from None
+            prune_checkpoints(self.ckpt_root, self.cfg.train.keep_ckpts)
+        self.acc.wait_for_everyone()
+        self.last_saved_step = self.step
+        return path
+
+    # ----- one optimiser step
+    def train_step(self, batches) -> dict[str, float]:
+        cfg = self.cfg
+        lr = lr_at(self.step, cfg.train.lr, cfg.train.warmup_steps, cfg.train.max_steps, cfg.train.lr_schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        sums: dict[str, list[float]] = {}
+        for micro in range(cfg.train.grad_accum):
+            batch = {k: (v.to(self.acc.device, non_blocking=True) if torch.is_tensor(v) else v)
+                     for k, v in next(batches).items()}
+            seed = step_seed(cfg.train.seed, self.step, self.rank, micro)
+            generator = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)  # any randomness inside the modules is a function of the step too
+            with self.acc.accumulate(self.objective):
+                with self.acc.autocast():
+                    losses = self.objective(batch, self.step, generator)
+                values = loss_values(losses)  # one device→host copy a step (a sync per term costs on a GPU)
+                self._guard(values)
+                self.acc.backward(losses["total"])
+                if self.acc.sync_gradients and cfg.train.grad_clip > 0:
+                    self.acc.clip_grad_norm_(self.params, cfg.train.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            for k, v in values.items():
+                sums.setdefault(k, []).append(v)
+        self.ema.update(self.model)
+        self.step += 1
+        out = {k: float(np.nanmean(v)) if not all(math.isnan(x) for x in v) else float("nan") for k, v in sums.items()}
+        out["lr"] = lr
+        return out
+
+    def _guard(self, values: dict[str, float]) -> None:
+        terms = {k: values[k] for k in LOSS_TERMS if k in values}
+        if self.world > 1:  # every process must stop together, or the others hang in the all-reduce
+            finite = torch.tensor([float(all(math.isfinite(v) for v in terms.values()))], device=self.acc.device)
+            if float(self.acc.gather(finite).min()) < 1:
+                bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
+                check_finite(bad or {"total (on another process)": float("nan")}, self.step + 1)
+        check_finite(terms, self.step + 1)
+
+    def agreed_stop(self, reason: str | None) -> str | None:
+        """A stop request seen by any process stops all of them after the same step (else DDP would hang)."""
+        if self.world == 1:
+            return reason
+        flag = torch.tensor([0.0 if reason is None else 1.0], device=self.acc.device)
+        if float(self.acc.gather(flag).max()) > 0:
+            return reason or "terminated"
+        return None
+
+    # ----- benchmark probe
+    @torch.no_grad()
+    def probe(self, probe_fn) -> dict[str, float]:
+        """The benchmark probe with the EMA weights, on the main process only: ``probe_fn(model, cfg, run_dir,
+        step, device) -> {name: value}`` (the evaluation layer's ``evaluation.probe.probe_model``, handed down
+        by the caller: training never imports the evaluation).
+
+        The other processes wait at their next gradient all-reduce (a probe takes minutes, far below DDP's timeout).
+        """
+        if not self.acc.is_main_process:
+            return {}
+        model, was_training = self.model, self.model.training
+        try:  # eager: a compiled UNet would compile again for the probe's shapes and no-grad mode
+            with self.ema.swapped_in(model), torch.compiler.set_stance("force_eager"):
+                return probe_fn(model, self.cfg, self.run_dir, self.step, str(self.acc.device))
+        finally:
+            model.train(was_training)
+
+    # ----- sample grid
+    @torch.no_grad()
+    def sample_grid(self) -> Path | None:
+        """EMA samples of held-out crops with their predicted character masks → ``samples/step_<n>.png``."""
+        if not self.acc.is_main_process:
+            return None
+        from PIL import Image
+
+        from ..diffusion.noise import make_scheduler
+        from ..diffusion.sampling import sample_with_attention
+        from ..visualize import image_grid, mask_overlay
+
+        cfg = self.cfg
+        n = min(4, cfg.train.batch_size)
+        batch = next(step_batches(cfg, 0, 1, cfg.train.seed + SAMPLE_SEED_OFFSET))
+        batch = {k: (v[:n].to(self.acc.device) if torch.is_tensor(v) else v[:n]) for k, v in batch.items()}
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            with self.ema.swapped_in(model), torch.compiler.set_stance("force_eager"):
+                cond = model.make_cond(batch)
+                out = sample_with_attention(model, cond, make_scheduler(cfg), cfg.sample.steps, cfg.sample.guidance,
+                                            torch.Generator().manual_seed(cfg.train.seed))
+        finally:
+            model.train(was_training)
+        H, W = cfg.image_size
+        masks = out.char_masks().float()  # (n, L, h', w')
+        masks = torch.nn.functional.interpolate(masks, size=(H, W), mode="nearest").bool().cpu().numpy()
+
+        from ..pixels import to_uint8 as u8  # (3, H, W) in [-1, 1] → uint8 (H, W, 3)
+
+        rows, captions = [], []
+        for i in range(n):
+            text = batch["text"][i]
+            sample = u8(out.x0[i])
+            rows.append([u8(batch["masked_image"][i]), sample, mask_overlay(sample, masks[i, :len(text)]),
+                         u8(batch["image"][i])])
+            captions.append([f"input '{text}'", "sample (EMA)", "predicted masks", "ground truth"])
+        grid = image_grid(rows, captions=captions, cell_height=max(H, 48))
+        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
+        atomic_save_image(path, Image.fromarray(grid))
+        return path
+
+
+def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True, probe=None) -> dict:
+    """Train ``cfg`` (continuing its ``train.out_dir``'s latest checkpoint when ``resume``); returns a summary.
+
+    ``probe``: the benchmark probe run every ``train.probe_every`` steps (``Trainer.probe``'s ``probe_fn``;
+    ``dreamtext train`` passes ``evaluation.probe.probe_model``); required when ``train.probe_every`` > 0.
+
+    Summary: ``run_dir``, ``step``, ``stopped`` ("finished" | "interrupted" | "terminated"),
+    ``checkpoint`` (the last one written), ``metrics`` (the last logged values), ``seconds``,
+    ``samples_per_s``, ``resumed_from``, ``weights_digest`` (of this process's weights),
+    ``first_batch_texts`` (of this process: processes see different data), ``mixed_precision``.
+    """
+    if cfg.train.probe_every and probe is None:
+        raise ConfigError("train.probe_every > 0 needs a probe: pass probe=dreamtext.evaluation.probe.probe_model "
+                          "(dreamtext train does), or set train.probe_every=0")
+    fresh = not Path(cfg.train.out_dir).exists()  # a failed start removes only a folder it created itself
+    trainer = Trainer(cfg, resume=resume)
+    acc, t = trainer.acc, cfg.train
+    main = acc.is_main_process
+    if main and resume:
+        remove_stale_temp_dirs(trainer.ckpt_root)
+    logger = None
+    try:
+        logger = MetricsLogger(trainer.run_dir, resume_step=trainer.step if trainer.resumed_from else None) \
+            if main else None
+        batches = step_batches(cfg, trainer.rank, trainer.world, t.seed, start_micro=trainer.step * t.grad_accum)
+        batches = _prepend(next(batches), batches)  # the data source's errors surface here, before any step
+    except BaseException:
+        if logger:
+            logger.close()
+        if fresh and main:
+            shutil.rmtree(trainer.run_dir, ignore_errors=True)
+        raise
+    first_texts = None
+    bar = None
+    if progress and main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=t.max_steps, initial=trainer.step, desc="train", unit="step", dynamic_ncols=True)
+    stopped, last, window = "finished", {}, []
+    samples_per_step = t.batch_size * t.grad_accum * trainer.world
+    t0, start_step = time.perf_counter(), trainer.step
+    tick = t0
+    clean_exit = True
+    try:
+        with _StopRequest() as stop:
+            while trainer.step < t.max_steps:
+                if first_texts is None:
+                    peek = next(batches)
+                    first_texts = list(peek["text"])
+                    batches = _prepend(peek, batches)
+                clean_exit = False  # a KeyboardInterrupt from here on may land mid-update
+                values = trainer.train_step(batches)
+                clean_exit = True
+                window.append(values)
+                if t.log_every and (trainer.step % t.log_every == 0 or trainer.step == t.max_steps):
+                    now = time.perf_counter()
+                    last = _mean_records(window)
+                    last["samples_per_s"] = samples_per_step * len(window) / max(now - tick, 1e-9)
+                    tick, window = now, []
+                    if logger:
+                        logger.log(trainer.step, {f"loss/{k}" if k in LOSS_TERMS else k: v for k, v in last.items()})
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{values['total']:.4f}", miou=f"{values.get('miou', float('nan')):.2f}")
+                if t.ckpt_every and trainer.step % t.ckpt_every == 0:
+                    trainer.save()
+                if t.sample_every and trainer.step % t.sample_every == 0:
+                    trainer.sample_grid()
+                if t.probe_every and trainer.step % t.probe_every == 0:
+                    probed = trainer.probe(probe)
+                    if logger and probed:
+                        logger.log(trainer.step, probed)
+                reason = trainer.agreed_stop(stop.reason)
+                if reason is not None:
+                    stopped = reason
+                    break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    except NonFiniteLossError:
+        clean_exit = False  # never checkpoint after a non-finite loss: the last good checkpoint stays
+        stopped = "non-finite loss"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if clean_exit and trainer.step != trainer.last_saved_step and trainer.step > 0:
+            trainer.save()
+        if logger:
+            logger.close()
+    seconds = time.perf_counter() - t0
+    latest = latest_checkpoint(trainer.run_dir)
+    return {
+        "run_dir": str(trainer.run_dir),
+        "step": trainer.step,
+        "stopped": stopped,
+        "checkpoint": str(latest) if latest else None,
+        "metrics": last,
+        "seconds": seconds,
+        "samples_per_s": samples_per_step * (trainer.step - start_step) / max(seconds, 1e-9),
+        "resumed_from": str(trainer.resumed_from) if trainer.resumed_from else None,
+        "weights_digest": weights_sha256(trainer.model),
+        "first_batch_texts": first_texts,
+        "mixed_precision": acc.mixed_precision,
+        "world_size": trainer.world,
+        "is_main": main,
+    }
+
+
+def _prepend(first, rest):
+    yield first
+    yield from rest
+
+
+def _mean_records(records: list[dict]) -> dict:
+    out = {}
+    for k in records[0]:
+        vals = [r[k] for r in records if k in r and not math.isnan(r[k])]
+        out[k] = float(np.mean(vals)) if vals else float("nan")
+    return out

@@ -1,0 +1,1 @@
+"""The web page (dreamtext serve): the server, its edit service and the upload/box parsing."""
