@@ -210,3 +210,19 @@ def context_box(quad: np.ndarray, image_hw: tuple[int, int], margin: float = 0.5
     x0, x1 = int(max(0, np.floor(q[:, 0].min() - pad))), int(min(w, np.ceil(q[:, 0].max() + pad)))
     y0, y1 = int(max(0, np.floor(q[:, 1].min() - pad))), int(min(h, np.ceil(q[:, 1].max() + pad)))
     return slice(y0, max(y1, y0 + 1)), slice(x0, max(x1, x0 + 1))
+
+
+def reading_strip_png(panels: list, target: str, reading: str, reference_reading: str, reference: str = "input",
+                      height: int = 64) -> bytes:
+    """One evaluation report row as PNG bytes: the ``panels`` (uint8 images, each scaled to ``height``), then the
+    target, what the OCR read in the output (✓/✗) and what it read in the ``reference`` picture."""
+    import io
+
+    from PIL import Image
+
+    mark = "✓" if reading.lower() == target.lower() else "✗"
+    lines = [f"target  '{target}'", f"output read '{reading}' {mark}", f"{reference} read  '{reference_reading}'"]
+    text = np.concatenate([text_strip(line, 240, height=height // 3) for line in lines])
+    buf = io.BytesIO()
+    Image.fromarray(image_grid([list(panels) + [text]], cell_height=height)).save(buf, format="PNG")
+    return buf.getvalue()

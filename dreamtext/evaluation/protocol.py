@@ -8,7 +8,6 @@ pair's ground truth, ``style_eval``).
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 
@@ -102,10 +101,8 @@ def target_text(record, index: int, task: str) -> str:
 def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_masks: np.ndarray | None,
                  target: str, reading: str, gt_reading: str, height: int = 64) -> bytes:
     """One report row as PNG bytes: input | masked | output | character masks | what the OCR read."""
-    from PIL import Image
-
     from ..data.geometry import fill_quad
-    from ..visualize import image_grid, mask_overlay, text_strip
+    from ..visualize import mask_overlay, reading_strip_png
 
     rows, cols = context_box(quad, image.shape[:2])
     region = fill_quad(quad, image.shape[:2]) > 0  # the region mask, as the model is given it
@@ -115,13 +112,7 @@ def sample_strip(image: np.ndarray, output: np.ndarray, quad: np.ndarray, char_m
     else:
         masks_pic = output
     panels = [p[rows, cols] for p in (image, masked, output, masks_pic)]
-    mark = "✓" if reading.lower() == target.lower() else "✗"
-    lines = [f"target  '{target}'", f"output read '{reading}' {mark}", f"input read  '{gt_reading}'"]
-    text = np.concatenate([text_strip(line, 240, height=height // 3) for line in lines])
-    grid = image_grid([panels + [text]], cell_height=height)
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
-    return buf.getvalue()
+    return reading_strip_png(panels, target, reading, gt_reading, "input", height)
 
 
 def _lpips_pair(model, a: np.ndarray, b: np.ndarray) -> float:

@@ -10,7 +10,6 @@ height and bucket, and ``by_height`` aggregates per bucket.
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -72,17 +71,9 @@ def medians(rows: list[dict]) -> dict:
 def pair_strip(source: np.ndarray, output: np.ndarray, truth: np.ndarray, quad: np.ndarray,
                char_masks: np.ndarray | None, target: str, reading: str, gt_reading: str, height: int = 64) -> bytes:
     """One report row as PNG bytes: source | output | ground truth | character masks | what the OCR read."""
-    from PIL import Image
-
-    from ..visualize import context_box, image_grid, mask_overlay, text_strip
+    from ..visualize import context_box, mask_overlay, reading_strip_png
 
     rows, cols = context_box(quad, source.shape[:2])
     masks_pic = mask_overlay(output, char_masks, dim=0.3) if char_masks is not None and char_masks.any() else output
     panels = [p[rows, cols] for p in (source, output, truth, masks_pic)]
-    mark = "✓" if reading.lower() == target.lower() else "✗"
-    lines = [f"target  '{target}'", f"output read '{reading}' {mark}", f"truth read  '{gt_reading}'"]
-    text = np.concatenate([text_strip(line, 240, height=height // 3) for line in lines])
-    grid = image_grid([panels + [text]], cell_height=height)
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
-    return buf.getvalue()
+    return reading_strip_png(panels, target, reading, gt_reading, "truth", height)
