@@ -16,7 +16,6 @@ held-out batches from another seed. The result is a safetensors file of the
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..config import DreamTextConfig
 from ..errors import CheckpointError
 from ..io_utils import atomic_write_bytes, atomic_write_text
 from ..pixels import to_model_range
+from .loop import run_steps
 from .utils import MetricsLogger, check_finite, lr_at
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out words come from another seed
@@ -141,36 +141,27 @@ def pretrain_encoder(cfg: DreamTextConfig, out: str | Path | None = None, progre
     encoder = TextEncoder(cfg).to(device).train()
     opt = torch.optim.AdamW(encoder.parameters(), lr=p.lr, weight_decay=cfg.train.weight_decay)
     logger = MetricsLogger(out.parent, tensorboard=True)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=p.steps, desc="pretrain-encoder", unit="step", dynamic_ncols=True)
     it = _batches(cfg, cfg.train.seed, 0, p.batch_size)
-    t0 = time.perf_counter()
     recent: list[float] = []
-    try:
-        for step in range(p.steps):
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, p.lr, p.warmup_steps, p.steps, cfg.train.lr_schedule)
-            b = next(it)
-            losses = encoder.pretrain_loss({"token_ids": b["token_ids"].to(device),
-                                            "word_crop": b["word_crop"].to(device)})
-            check_finite({"loss": losses["loss"]}, step + 1)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.train.grad_clip)
-            opt.step()
-            recent = (recent + [float(losses["retrieval_acc"])])[-20:]
-            if (step + 1) % p.log_every == 0 or step + 1 == p.steps:
-                values = {k: float(v.detach()) for k, v in losses.items()}
-                logger.log(step + 1, values | {"lr": opt.param_groups[0]["lr"]})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(losses['loss']):.3f}", acc=f"{np.mean(recent):.2f}")
-    finally:
-        if bar is not None:
-            bar.close()
+
+    def step_fn(step: int) -> dict:
+        nonlocal recent
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, p.lr, p.warmup_steps, p.steps, cfg.train.lr_schedule)
+        b = next(it)
+        losses = encoder.pretrain_loss({"token_ids": b["token_ids"].to(device), "word_crop": b["word_crop"].to(device)})
+        check_finite({"loss": losses["loss"]}, step + 1)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.train.grad_clip)
+        opt.step()
+        recent = (recent + [float(losses["retrieval_acc"])])[-20:]
+        return {k: float(v.detach()) for k, v in losses.items()} | {"lr": opt.param_groups[0]["lr"]}
+
+    # The encoder is written once, at the end: no checkpoints, and signals keep their usual effect.
+    run = run_steps(0, p.steps, step_fn, log_every=p.log_every, on_log=logger.log, progress=progress,
+                    desc="pretrain-encoder", stoppable=False,
+                    postfix=lambda r: {"loss": f"{r['loss']:.3f}", "acc": f"{np.mean(recent):.2f}"})
     eval_acc, chance = evaluate_retrieval(encoder, cfg, p.eval_batches, p.batch_size, cfg.train.seed)
     logger.log(p.steps, {"eval_retrieval_acc": eval_acc, "eval_chance": chance})
     logger.close()
@@ -179,7 +170,7 @@ def pretrain_encoder(cfg: DreamTextConfig, out: str | Path | None = None, progre
     atomic_write_text(out.with_suffix(".json"), cfg.to_json())
     return {
         "out": str(out), "steps": p.steps, "train_retrieval_acc": float(np.mean(recent)) if recent else 0.0,
-        "eval_retrieval_acc": eval_acc, "chance": chance, "seconds": time.perf_counter() - t0,
+        "eval_retrieval_acc": eval_acc, "chance": chance, "seconds": run.seconds,
     }
 
 

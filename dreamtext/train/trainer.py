@@ -33,9 +33,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +44,8 @@ from ..io_utils import atomic_save_image
 from ..model.checkpoint import (checkpoint_step, latest_checkpoint, read_config, read_json, read_tensors,
                                 save_checkpoint, weights_sha256)
 from .ema import EMA
-from .utils import (MetricsLogger, NonFiniteLossError, check_finite, flatten_optimizer_state, get_rng_state, lr_at,
+from .loop import run_steps
+from .utils import (MetricsLogger, check_finite, flatten_optimizer_state, get_rng_state, lr_at,
                     prune_checkpoints, set_rng_state, step_batches, step_seed, unflatten_optimizer_state)
 
 # Config sections a resumed run may change (everything else defines the model, its data or its objective).
@@ -135,33 +133,6 @@ def compile_unet(unet: torch.nn.Module, backend: str = "inductor") -> None:
         raise ConfigError(f"train.compile_backend {backend!r} is not a torch.compile backend; known: {', '.join(known)}")
     torch._dynamo.config.suppress_errors = True
     unet.compile(backend=backend)
-
-
-class _StopRequest:
-    """SIGTERM, or a first Ctrl-C, asks the loop to stop after the current step (and checkpoint)."""
-
-    def __init__(self):
-        self.reason: str | None = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig, name in ((signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupted")):
-                self._old[sig] = signal.signal(sig, self._handler(name))
-        return self
-
-    def _handler(self, name):
-        def handle(signum, frame):
-            if self.reason is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # second Ctrl-C: stop now
-            self.reason = name
-
-        return handle
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
 
 
 def loss_values(losses: dict) -> dict[str, float]:
@@ -427,64 +398,35 @@ def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True, pro
         if fresh and main:
             shutil.rmtree(trainer.run_dir, ignore_errors=True)
         raise
-    first_texts = None
-    bar = None
-    if progress and main:
-        from tqdm.auto import tqdm
+    first = next(batches)
+    first_texts = list(first["text"])
+    batches = _prepend(first, batches)
 
-        bar = tqdm(total=t.max_steps, initial=trainer.step, desc="train", unit="step", dynamic_ncols=True)
-    stopped, last, window = "finished", {}, []
+    def step_fn(_step: int) -> dict:
+        return trainer.train_step(batches)
+
+    def on_log(step: int, means: dict) -> None:
+        if logger:
+            logger.log(step, {f"loss/{k}" if k in LOSS_TERMS else k: v for k, v in means.items()})
+
+    def probe_step(step: int) -> None:
+        probed = trainer.probe(probe)
+        if logger and probed:
+            logger.log(step, probed)
+
     samples_per_step = t.batch_size * t.grad_accum * trainer.world
-    t0, start_step = time.perf_counter(), trainer.step
-    tick = t0
-    clean_exit = True
+    start_step = trainer.step
     try:
-        with _StopRequest() as stop:
-            while trainer.step < t.max_steps:
-                if first_texts is None:
-                    peek = next(batches)
-                    first_texts = list(peek["text"])
-                    batches = _prepend(peek, batches)
-                clean_exit = False  # a KeyboardInterrupt from here on may land mid-update
-                values = trainer.train_step(batches)
-                clean_exit = True
-                window.append(values)
-                if t.log_every and (trainer.step % t.log_every == 0 or trainer.step == t.max_steps):
-                    now = time.perf_counter()
-                    last = _mean_records(window)
-                    last["samples_per_s"] = samples_per_step * len(window) / max(now - tick, 1e-9)
-                    tick, window = now, []
-                    if logger:
-                        logger.log(trainer.step, {f"loss/{k}" if k in LOSS_TERMS else k: v for k, v in last.items()})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{values['total']:.4f}", miou=f"{values.get('miou', float('nan')):.2f}")
-                if t.ckpt_every and trainer.step % t.ckpt_every == 0:
-                    trainer.save()
-                if t.sample_every and trainer.step % t.sample_every == 0:
-                    trainer.sample_grid()
-                if t.probe_every and trainer.step % t.probe_every == 0:
-                    probed = trainer.probe(probe)
-                    if logger and probed:
-                        logger.log(trainer.step, probed)
-                reason = trainer.agreed_stop(stop.reason)
-                if reason is not None:
-                    stopped = reason
-                    break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    except NonFiniteLossError:
-        clean_exit = False  # never checkpoint after a non-finite loss: the last good checkpoint stays
-        stopped = "non-finite loss"
-        raise
+        run = run_steps(trainer.step, t.max_steps, step_fn, log_every=t.log_every, on_log=on_log,
+                        save=lambda step: trainer.save(), ckpt_every=t.ckpt_every,
+                        periodic=((t.sample_every, lambda step: trainer.sample_grid()), (t.probe_every, probe_step)),
+                        progress=progress and main, desc="train", samples_per_step=samples_per_step,
+                        postfix=lambda v: {"loss": f"{v['total']:.4f}", "miou": f"{v.get('miou', float('nan')):.2f}"},
+                        agree=trainer.agreed_stop)
     finally:
-        if bar is not None:
-            bar.close()
-        if clean_exit and trainer.step != trainer.last_saved_step and trainer.step > 0:
-            trainer.save()
         if logger:
             logger.close()
-    seconds = time.perf_counter() - t0
+    stopped, last, seconds = run.stopped, run.last, run.seconds
     latest = latest_checkpoint(trainer.run_dir)
     return {
         "run_dir": str(trainer.run_dir),
@@ -506,11 +448,3 @@ def train(cfg: DreamTextConfig, resume: bool = False, progress: bool = True, pro
 def _prepend(first, rest):
     yield first
     yield from rest
-
-
-def _mean_records(records: list[dict]) -> dict:
-    out = {}
-    for k in records[0]:
-        vals = [r[k] for r in records if k in r and not math.isnan(r[k])]
-        out[k] = float(np.mean(vals)) if vals else float("nan")
-    return out

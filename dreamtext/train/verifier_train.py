@@ -19,7 +19,6 @@ At the end the verifier reads the ground-truth crops of the first
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from ..config import DreamTextConfig
 from ..errors import CheckpointError
 from ..model.checkpoint import latest_checkpoint, load_state_into, read_tensors, save_checkpoint
 from ..model.verifier import VERIFIER_FORMAT, WordVerifier, ctc_logp_per_char, greedy_readings, verifier_state
+from .loop import run_steps
 from .utils import (MetricsLogger, check_finite, flatten_optimizer_state, lr_at, prune_checkpoints, step_batches,
                     step_seed, unflatten_optimizer_state)
 
@@ -95,8 +95,6 @@ def evaluate_on_bench(model: WordVerifier, cfg: DreamTextConfig, limit: int) -> 
 
 def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train ``WordVerifier(cfg.verifier)`` for ``cfg.verifier.steps`` steps into ``out_dir``; returns a summary."""
-    from .trainer import _StopRequest
-
     v = cfg.verifier
     out_dir = Path(out_dir)
     model, step = WordVerifier(v), 0
@@ -115,49 +113,35 @@ def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = Fal
     data_cfg = cfg.override({"train.batch_size": v.batch_size})
     batches = step_batches(data_cfg, 0, 1, v.seed, start_micro=step)
     logger = MetricsLogger(out_dir, resume_step=step if ckpt is not None else None, tensorboard=False)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    start_step, recent = step, []
 
-        bar = tqdm(total=v.steps, initial=step, desc="train-verifier", unit="step", dynamic_ncols=True)
-    t0, start_step, recent = time.perf_counter(), step, []
-    stopped = None
-    try:
-        with _StopRequest() as stop:
-            while step < v.steps:
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step, v.lr, v.warmup_steps, v.steps, "cosine")
-                b = next(batches)
-                gen = torch.Generator().manual_seed(step_seed(v.seed, step))
-                image = degrade(b["image"], b["mask"], v.degrade_prob, gen)
-                log_probs = model(image, b["mask"])
-                ids = b["token_ids"].long()
-                loss = -ctc_logp_per_char(log_probs, ids).mean()  # CTC NLL per character
-                check_finite({"ctc": loss}, step + 1)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                step += 1
-                texts = [t.lower() for t in _texts(ids)]
-                acc = float(np.mean([r.lower() == t for r, t in zip(greedy_readings(log_probs.detach()), texts)]))
-                recent = (recent + [acc])[-50:]
-                if step % v.log_every == 0 or step == v.steps:
-                    logger.log(step, {"loss/ctc": loss.item(), "acc_ci": float(np.mean(recent)),
-                                      "lr": opt.param_groups[0]["lr"]})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(ctc=f"{loss.item():.3f}", acc=f"{np.mean(recent):.2f}")
-                if step % v.ckpt_every == 0 or step == v.steps or stop.reason:
-                    _save(out_dir, cfg, model, opt, step)
-                if stop.reason:
-                    stopped = stop.reason
-                    break
-    finally:
-        if bar is not None:
-            bar.close()
+    def step_fn(step: int) -> dict:
+        nonlocal recent
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, v.lr, v.warmup_steps, v.steps, "cosine")
+        b = next(batches)
+        gen = torch.Generator().manual_seed(step_seed(v.seed, step))
+        image = degrade(b["image"], b["mask"], v.degrade_prob, gen)
+        log_probs = model(image, b["mask"])
+        ids = b["token_ids"].long()
+        loss = -ctc_logp_per_char(log_probs, ids).mean()  # CTC NLL per character
+        check_finite({"ctc": loss}, step + 1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        texts = [t.lower() for t in _texts(ids)]
+        acc = float(np.mean([r.lower() == t for r, t in zip(greedy_readings(log_probs.detach()), texts)]))
+        recent = (recent + [acc])[-50:]
+        return {"loss/ctc": loss.item(), "acc_ci": float(np.mean(recent)), "lr": opt.param_groups[0]["lr"]}
+
+    run = run_steps(step, v.steps, step_fn, log_every=v.log_every, on_log=logger.log,
+                    save=lambda s: _save(out_dir, cfg, model, opt, s), ckpt_every=v.ckpt_every,
+                    progress=progress, desc="train-verifier",
+                    postfix=lambda r: {"ctc": f"{r['loss/ctc']:.3f}", "acc": f"{r['acc_ci']:.2f}"})
+    step, stopped = run.step, (None if run.stopped == "finished" else run.stopped)
     summary = {"out": str(out_dir), "step": step, "stopped": stopped, "train_acc_ci": float(np.mean(recent or [0])),
-               "seconds": time.perf_counter() - t0, "steps_this_run": step - start_step}
+               "seconds": run.seconds, "steps_this_run": step - start_step}
     if stopped is None:
         summary |= evaluate_on_bench(model, cfg, v.eval_records)
         logger.log(step, {k: summary[k] for k in ("bench_acc", "bench_acc_ci", "bench_logp_per_char")})
