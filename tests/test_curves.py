@@ -89,3 +89,22 @@ def test_runs_drawn_one_after_another_over_samples_seen(tmp_path):
     with pytest.raises(DatasetError, match="'.*bare' has no checkpoint saying how many samples"):
         plot_run([cpu, bare], tmp_path / "d.png")
     assert not (tmp_path / "d.png").exists()
+
+
+def test_paired_arms_side_by_side(tmp_path):
+    import json as _json
+
+    from dreamtext.cli import main as _main
+
+    for name, ocr in (("a", None), ("b", 0.3)):
+        run = tmp_path / name
+        run.mkdir()
+        lines = [{"step": s, "loss/total": 1.0 / s, "loss/mask": 0.5 / s, "miou": 0.1 * s,
+                  **({"loss/ocr": ocr} if ocr else {})} for s in range(1, 6)]
+        (run / "metrics.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in lines))
+    out = tmp_path / "arms.png"
+    assert _main(["curves", str(tmp_path / "a"), str(tmp_path / "b"), "--arms", "--out", str(out)]) == 0
+    from PIL import Image
+
+    w, h = Image.open(out).size
+    assert w > 3 * h  # one panel per term, side by side: total, mask, ocr, miou

@@ -15,14 +15,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "training samples seen")
     p.add_argument("--out", default=None, help="PNG to write (default: RUN/curves.png)")
     p.add_argument("--title", default=None, help="figure title (default: the run's name and last step)")
+    p.add_argument("--arms", action="store_true",
+                   help="the runs are paired arms of one experiment: draw them side by side on one step axis")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..evaluation.curves import plot_run
+    from ..evaluation.curves import plot_arms, plot_run
 
-    out = plot_run(args.run, args.out or Path(args.run[-1]) / "curves.png", title=args.title)
+    plot = plot_arms if args.arms else plot_run
+    out = plot(args.run, args.out or Path(args.run[-1]) / "curves.png", title=args.title)
     print(f"wrote {out}")
     return 0

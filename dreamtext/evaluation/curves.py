@@ -216,3 +216,41 @@ def plot_run(run_dir: str | Path | list, out: str | Path, title: str | None = No
     out = Path(out)
     atomic_write_bytes(out, buf.getvalue())
     return out
+
+
+def plot_arms(run_dirs: list, out: str | Path, title: str | None = None) -> Path:
+    """Paired runs side by side on one step axis (arms of one experiment, e.g. with and without a loss term):
+    one panel per logged loss term and the training batches' mask mIoU, one smoothed line per run."""
+    from ..io_utils import atomic_write_bytes
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("the curve picture needs matplotlib: pip install 'dreamtext[plot]'") from None
+    runs = [(Path(d).name, _read_run(Path(d))) for d in run_dirs]
+    keys = [k for k in ("loss/total", "loss/mask", "loss/attn", "loss/ocr", "miou")
+            if any(k in r for _, records in runs for r in records)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, (name, records) in enumerate(runs):
+            steps, values = series(records, key)
+            if len(steps):  # one colour per run in every panel
+                ax.plot(steps, values, alpha=0.2, linewidth=0.8, color=f"C{i}")
+                ax.plot(steps, smooth(values, 0.9), color=f"C{i}", label=name)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle(title or " vs ".join(name for name, _ in runs))
+    fig.tight_layout()
+
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    out = Path(out)
+    atomic_write_bytes(out, buf.getvalue())
+    return out
