@@ -51,7 +51,8 @@ def test_edit_writes_result_and_masks(ckpt, image, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, words", [
     (["--box", "10,8,90,30", "--text", "héllo"], "outside the charset"),
-    (["--box", "10,8,90,30", "--text", "toolongtext"], "at most 8"),
+    (["--box", "10,8,90,30", "--text", "x" * 49], "at most 48"),
+    (["--box", "10,8,90,30", "--text", " leading"], "leading, trailing or double spaces"),
     (["--box", "10,8,90,30"], "1 region(s) but 0 --text"),
     (["--box", "10,8,90", "--text", "a"], "4 comma-separated numbers"),
     (["--quad", "1,2,3,4", "--text", "a"], "8 comma-separated numbers"),
@@ -91,7 +92,7 @@ def test_spec_one_bad_job_does_not_stop_the_others(ckpt, image, tmp_path, capsys
     spec = tmp_path / "jobs.json"
     spec.write_text(json.dumps([
         {"image": image.name, "regions": [{"box": [10, 8, 90, 30], "text": "ok"}], "out": "a.png"},
-        {"image": image.name, "regions": [{"box": [10, 8, 90, 30], "text": "bad text"}], "out": "b.png"},
+        {"image": image.name, "regions": [{"box": [10, 8, 90, 30], "text": "bad\ttext"}], "out": "b.png"},
         {"image": "missing.png", "regions": [{"box": [1, 1, 9, 9], "text": "x"}], "out": "c.png"},
         {"image": image.name, "regions": [{"quad": [90, 36, 150, 42, 149, 60, 89, 54], "text": "Q"}],
          "out": "d.png", "masks": "d_masks.png", "seed": 5, "blend": "poisson", "mask_rule": "strokes"},

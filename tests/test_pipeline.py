@@ -170,7 +170,9 @@ def test_input_formats(pipe, tmp_path):
 @pytest.mark.parametrize("regions, texts, error, words", [
     ([BOX], ["héllo"], TextError, "outside the charset"),
     ([BOX], [""], TextError, "empty"),
-    ([BOX], ["abcdefghi"], TextError, "at most 8"),
+    ([BOX], ["a" * 49], TextError, "at most 48"),
+    ([BOX], ["two  spaces"], TextError, "double spaces"),
+    ([(2, 2, 8, 8)], ["long phrase here"], RegionError, "needs at least 8 px of height"),
     ([BOX, QUAD], ["one"], RegionError, "2 region"),
     ([], [], RegionError, "no region"),
     ([(100, 10, 200, 30)], ["a"], RegionError, "outside the 160×72 image"),

@@ -45,7 +45,8 @@ def test_format_region_round_trips_through_parse():
     ("10, 20, 11, 60, HELLO", RegionError, "at least 2×2"),
     ("10, 20, 110, 60,", RegionError, "has no text"),
     ("10, 20, 110, 60, Café", TextError, "outside the charset"),
-    ("10, 20, 110, 60, TOOLONGTEXT", TextError, "at most 8"),
+    ("10, 20, 110, 60, " + "T" * 49, TextError, "at most 48"),
+    ("10, 20, 30, 26, A LONG PHRASE", RegionError, "too small"),
     ("\n".join(["1, 1, 9, 9, a"] * 9), RegionError, "at most 8"),
 ])
 def test_parse_regions_rejects_bad_input_with_a_readable_message(spec, error, words):
@@ -204,7 +205,7 @@ def test_same_seed_gives_the_same_result(tiny_pipeline, tmp_path):
 @pytest.mark.parametrize("spec, steps, sampler, words", [
     ("", 2, "ddim", "Error: no box given"),
     ("96, 72, 224, 120, Straße", 2, "ddim", "Error: text 'Straße' has characters outside the charset"),
-    ("96, 72, 224, 120, ABCDEFGHIJ", 2, "ddim", "Error: text 'ABCDEFGHIJ' has 10 characters; this model writes at most 8"),
+    ("96, 72, 224, 120, A  B", 2, "ddim", "Error: text 'A  B' has leading, trailing or double spaces"),
     ("96, 72, 224, 120, OK", 500, "ddim", "Error: steps must be between 1 and 200"),
     ("96, 72, 224, 120, OK", 2, "plms", "Error: unknown sampler 'plms'"),
 ])

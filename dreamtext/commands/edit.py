@@ -129,9 +129,9 @@ def print_verifier_readings(result) -> None:
 def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=None):
     """The photo read (→ uint8 array: the pipeline takes it as is), every region, text, the seed and, for best of
     N, the verifier checked: a bad input is one error line before any model is loaded or any pixel sampled."""
-    from ..charset import validate_text
     from ..config_ranges import MAX_REGIONS
-    from ..edit.regions import parse_region
+    from ..edit.layout import check_phrase
+    from ..edit.regions import check_legible, parse_region
     from ..io_utils import read_image_rgb
     from ..sample_options import check_seed
 
@@ -141,10 +141,8 @@ def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=No
     if len(regions) > MAX_REGIONS:
         raise RegionError(f"{len(regions)} regions given; one photo takes at most {MAX_REGIONS} per job "
                           "(split them over several jobs)")
-    for region in regions:
-        parse_region(region, img.shape[:2])
-    for text in texts:
-        validate_text(text, cfg.max_len)
+    for region, text in zip(regions, texts):
+        check_legible(parse_region(region, img.shape[:2]), check_phrase(text, cfg.max_len), cfg.max_len)
     check_seed(seed)
     if (candidates if candidates is not None else cfg.sample.candidates) > 1:
         from ..model.checkpoint import resolve_checkpoint

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from .backgrounds import sample_background
 from .fonts import list_fonts, load_font
 from .record import TextRecord
-from .words import replacement_word, sample_word
+from .words import long_text, replacement_word, sample_word
 
 MASK_THRESHOLD = 0.4  # coverage above which a pixel belongs to its glyph's mask
 
@@ -46,6 +46,7 @@ class SynthParams:
     words: str = "english+random"  # "english", "random" or "english+random"
     split: str = "train"  # English word split: "train" or the held-out "bench"
     glyph_balance: float = 0.0  # > 0: favour English words with rare letters (words.sample_word)
+    text_kind: str = "word"  # "word" (words.sample_word) or "long" (words.long_text: phrases, 13–32 characters)
     # Font size range in scene pixels (cfg.data.synth_font_px): the tiny preset's window is 32 px tall,
     # so scenes stay small (letters end up ~23 px tall after the model-ready transform).
     font_px: tuple[int, int] = (18, 36)
@@ -291,7 +292,8 @@ class SynthGenerator:
         """
         p = self.params
         rng = np.random.default_rng([self.seed, int(index), 0x5CE7E])
-        text = sample_word(rng, p.max_len, p.words, p.split, p.glyph_balance)
+        text = long_text(rng, p.split) if p.text_kind == "long" else \
+            sample_word(rng, p.max_len, p.words, p.split, p.glyph_balance)
         texts = [text]
         if pair:
             pair_rng = np.random.default_rng([self.seed, int(index), 0xED17])

@@ -2,6 +2,7 @@
 
 ``open_source(spec, cfg)`` understands:
   ``synth``            the generator, endless (``seed`` picks the stream)
+  ``bench-long``       BENCH_LONG_SIZE records of held-out phrases and long words (13–32 characters)
   ``bench``            the fixed benchmark split: BENCH_SIZE synthetic records of held-out
                        English words and random strings from their own seed — identical on
                        every run for a given ``cfg.max_len``
@@ -30,15 +31,19 @@ log = logging.getLogger("dreamtext.data")
 
 BENCH_SEED = 0xBE7C4  # the benchmark's own seed stream, never used for training
 BENCH_SIZE = 500
-SOURCE_KINDS = ("synth", "bench", "shards", "synthtext", "textseg", "icdar13", "laion_ocr")
+BENCH_LONG_SEED = 0xB10C5  # the long-text benchmark's own seed stream
+BENCH_LONG_SIZE = 300
+SOURCE_KINDS = ("synth", "bench", "bench-long", "shards", "synthtext", "textseg", "icdar13", "laion_ocr")
 
 
 class SynthSource:
     """The generator as a source: endless (``num=None``) or its first ``num`` records."""
 
-    def __init__(self, cfg, seed: int = 0, num: int | None = None, split: str = "train", name: str = "synth"):
+    def __init__(self, cfg, seed: int = 0, num: int | None = None, split: str = "train", name: str = "synth",
+                 text_kind: str = "word"):
         self.name = name
-        self.generator = SynthGenerator(SynthParams.from_config(cfg, split=split), seed, source=name)
+        self.generator = SynthGenerator(SynthParams.from_config(cfg, split=split, text_kind=text_kind), seed,
+                                        source=name)
         self.num = num
         self.finite = num is not None
         self.skipped = SkipLog(self.name)
@@ -79,6 +84,9 @@ def open_source(spec: str, cfg, split: str = "train", seed: int = 0, strict: boo
         return SynthSource(cfg, seed=seed, num=int(arg) if arg else None, split=split)
     if kind == "bench":
         return bench_source(cfg)
+    if kind == "bench-long":  # phrases and long words, 13–32 characters, held-out words (DESIGN §14)
+        return SynthSource(cfg, seed=BENCH_LONG_SEED, num=BENCH_LONG_SIZE, split="bench", name="bench-long",
+                           text_kind="long")
     if kind in ("shards", "synthtext", "textseg", "icdar13", "laion_ocr") and not arg:
         raise DatasetError(f"data source {kind!r} needs a path: '{kind}:PATH'")
     if kind == "shards":

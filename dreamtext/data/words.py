@@ -130,6 +130,24 @@ def sample_word(rng: np.random.Generator, max_len: int, words: str = "english+ra
     return random_word(rng, max_len)
 
 
+def long_text(rng: np.random.Generator, split: str = "bench") -> str:
+    """A long string for the long-text benchmark (DESIGN §14): with probability 0.6 a phrase of 2–4 English
+    words of ``split`` joined by single spaces (13–32 characters, spaces included), else one long word made by
+    joining 2–3 of them (13–24 characters); cased as a whole (lower, Capitalised or UPPER)."""
+    pool = [w for w in english_words(split) if w.isalpha()]
+    if not pool:
+        raise DatasetError(f"no English words in split {split!r}")
+    for _ in range(1000):
+        phrase = rng.random() < 0.6
+        n = int(rng.integers(2, 5)) if phrase else int(rng.integers(2, 4))
+        words = [pool[int(rng.integers(len(pool)))] for _ in range(n)]
+        text = (" " if phrase else "").join(words)
+        if 13 <= len(text) <= (32 if phrase else 24):
+            case = rng.random()
+            return text.upper() if case < 0.2 else text.title() if case < 0.6 else text
+    raise DatasetError("could not draw a long text of 13–32 characters")  # pragma: no cover
+
+
 def replacement_word(text: str, rng: np.random.Generator, split: str = "train", length: int | None = None) -> str:
     """Another word of ``length`` (default ``len(text)``) characters to write in ``text``'s place: an English
     word of ``split``, cased like ``text``, when ``text`` is all letters and the split has one that long;

@@ -44,7 +44,7 @@ def translate(x0: float, y0: float) -> np.ndarray:
 
 
 def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np.ndarray,
-               feather_px: float, blend: str = "feather") -> np.ndarray:
+               feather_px: float, blend: str = "feather", clip: np.ndarray | None = None) -> np.ndarray:
     """Blend a generated model-resolution crop into ``image`` (uint8 (H, W, 3)) around ``quad``.
 
     ``matrix`` maps image pixels to crop pixels (the context window). Only the
@@ -55,7 +55,8 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     (:func:`poisson_harmonize`), keeping the crop's own gradients (its text);
     ``"inpaint"`` keeps only the crop's letters and draws them over the
     photograph's own background, its old letters inpainted away
-    (:func:`letters_over_scene`).
+    (:func:`letters_over_scene`). ``clip`` (4, 2): a convex polygon outside which nothing changes (one chunk
+    of a long text, ``layout.chunk_cells``).
     """
     from ..data.geometry import fill_quad, warp
 
@@ -66,6 +67,9 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     if x1 <= x0 or y1 <= y0:
         return out
     alpha = feather_alpha(quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0), feather_px)[..., None]
+    if clip is not None:
+        alpha = alpha * (fill_quad(np.asarray(clip, np.float32) - np.array([x0, y0], np.float32),
+                                   (y1 - y0, x1 - x0)) > 0)[..., None]
     # crop → the image box: the inverse window, then the box's offset
     back = warp(crop, translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
     patch = out[y0:y1, x0:x1]

@@ -33,7 +33,8 @@ from ..errors import CheckpointError, RegionError
 from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
 from .paste import masks_to_image, paste_back, quad_height, region_support
-from .regions import parse_region, window_matrix
+from .layout import check_phrase, chunk_cells, layout, sub_quad
+from .regions import check_legible, parse_region, window_matrix
 
 
 
@@ -68,6 +69,9 @@ class RegionResult:
     chosen: int = 0
     verifier_reading: str | None = None
     candidate_crops: np.ndarray | None = None
+    # A phrase or long word written as several chunks (layout.py): each chunk's own result, in order; the
+    # region's ``crop``, ``input_crop``, ``matrix`` and ``crop_char_masks`` are then its first chunk's.
+    chunks: list["RegionResult"] | None = None
 
 
 @dataclass
@@ -211,15 +215,20 @@ class DreamTextPipeline:
         for image, regions, job_texts in jobs:
             img = read_image_rgb(image)
             job_quads, job_texts = self._check_inputs(img, regions, job_texts)
-            prepared.append((img, job_quads, job_texts, self.prepare(img, job_quads, job_texts, style_ref=o.style_ref)))
-        batch = {k: torch.cat([p[3][0][k] for p in prepared]) for k in prepared[0][3][0]}
+            # A phrase or a long word becomes several chunks, each its own window (layout.py, DESIGN §14).
+            chunks = [layout(text, self.cfg.max_len) for text in job_texts]
+            item_quads = [sub_quad(q, *c.span) for q, cs in zip(job_quads, chunks) for c in cs]
+            item_texts = [c.text for cs in chunks for c in cs]
+            prepared.append((img, job_quads, job_texts, chunks, item_quads,
+                             self.prepare(img, item_quads, item_texts, style_ref=o.style_ref)))
+        batch = {k: torch.cat([p[5][0][k] for p in prepared]) for k in prepared[0][5][0]}
         n_items = len(batch["token_ids"])
         if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
             batch = {k: v.repeat(o.candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
         # 2. all regions of all jobs (and candidates) sampled in one batch
         bar = _StepBar() if progress else None
         out = sample_with_attention(self.model, self.model.make_cond(batch), self.scheduler(o.sampler), o.steps,
-                                    o.guidance, noise_generators(seeds, [p[1] for p in prepared], o.candidates),
+                                    o.guidance, noise_generators(seeds, [p[4] for p in prepared], o.candidates),
                                     progress=bar, restarts=o.restarts, restart_strength=o.restart_strength)
         if bar is not None:
             bar.close()
@@ -229,24 +238,26 @@ class DreamTextPipeline:
         picks = all_crops = None
         if o.candidates > 1:
             picks = self._pick_candidates(crops, batch["mask"][:, 0].cpu().numpy(),
-                                          [t for p in prepared for t in p[2]] * o.candidates, n_items)
+                                          [c.text for p in prepared for cs in p[3] for c in cs] * o.candidates, n_items)
             keep = [c * n_items + j for j, c in enumerate(picks.chosen)]
             all_crops = crops.reshape(o.candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
             crops = crops[keep]
             crop_masks = None if crop_masks is None else crop_masks[keep]
         # 4. each photo's crops pasted back
         results, first = [], 0
-        for img, job_quads, job_texts, (_, matrices, input_crops) in prepared:
-            n = len(job_quads)
-            results.append(self._paste(img, job_quads, job_texts, matrices, input_crops, crops[first:first + n],
-                                       None if crop_masks is None else crop_masks[first:first + n], o.blend,
-                                       o.mask_rule))
+        for img, job_quads, job_texts, chunks, item_quads, (_, matrices, input_crops) in prepared:
+            n = len(item_quads)
+            pieces = [RegionResult(quad=q, text=c.text, crop=crops[first + j], input_crop=input_crops[j],
+                                   matrix=matrices[j], char_masks=None,
+                                   crop_char_masks=None if crop_masks is None else crop_masks[first + j, :len(c.text)])
+                      for j, (q, c) in enumerate(zip(item_quads, [c for cs in chunks for c in cs]))]
             if picks is not None:
-                for j, region in enumerate(results[-1].regions, start=first):
-                    region.candidate_scores = tuple(float(v) for v in picks.scores[:, j])
-                    region.chosen = int(picks.chosen[j])
-                    region.verifier_reading = picks.readings[j]
-                    region.candidate_crops = all_crops[:, j]
+                for j, piece in enumerate(pieces, start=first):
+                    piece.candidate_scores = tuple(float(v) for v in picks.scores[:, j])
+                    piece.chosen = int(picks.chosen[j])
+                    piece.verifier_reading = picks.readings[j]
+                    piece.candidate_crops = all_crops[:, j]
+            results.append(self._paste(img, job_quads, job_texts, chunks, pieces, o.blend, o.mask_rule))
             first += n
         return results
 
@@ -268,31 +279,52 @@ class DreamTextPipeline:
         readings = [scored.readings[c * n_items + j] for j, c in enumerate(chosen)]
         return _CandidatePicks(scores=scores, chosen=chosen, readings=readings)
 
-    def _paste(self, img, quads, texts, matrices, input_crops, crops, crop_masks, blend, mask_rule) -> EditResult:
-        """One photograph's generated crops pasted back, its masks warped to image coordinates."""
+    def _paste(self, img, quads, texts, chunks, pieces, blend, mask_rule) -> EditResult:
+        """One photograph's generated crops pasted back, its masks warped to image coordinates.
+
+        ``pieces``: one RegionResult per chunk (crop, matrix, crop-frame masks), in region order; a region of
+        one chunk becomes that RegionResult, a region of several one whose ``chunks`` are them, its masks the
+        chunks' in text order (a space has an empty mask).
+        """
         from PIL import Image
 
         cfg = self.cfg
         result = img
-        region_results = []
-        for i, (quad, text) in enumerate(zip(quads, texts)):
+        region_results, k = [], 0
+        for quad, text, cs in zip(quads, texts, chunks):
             feather_px = max(1.0, cfg.sample.feather * quad_height(quad))
-            result = paste_back(result, crops[i], matrices[i], quad, feather_px, blend)
-            if crop_masks is not None:
-                cm = crop_masks[i, : len(text)]
-            else:
-                cm = np.zeros((len(text), *cfg.latent_size), bool)
-            if mask_rule == "strokes":
-                from ..data.geometry import apply_matrix, fill_quad
-                from ..model.char_masks import refine_to_strokes
+            cells = chunk_cells(quad, cs, reach=feather_px + 2) if len(cs) > 1 else [None]
+            char_masks = np.zeros((len(text), *img.shape[:2]), bool)
+            for chunk, cell in zip(cs, cells):
+                piece = pieces[k]
+                k += 1
+                result = paste_back(result, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell)
+                cm = piece.crop_char_masks
+                if cm is None:
+                    cm = np.zeros((len(chunk.text), *cfg.latent_size), bool)
+                if mask_rule == "strokes":
+                    from ..data.geometry import apply_matrix, fill_quad
+                    from ..model.char_masks import refine_to_strokes
 
-                region = fill_quad(apply_matrix(matrices[i], quad), tuple(cfg.image_size)) > 0
-                cm = refine_to_strokes(cm, crops[i], region)  # (n, H, W) at the crop's resolution
-            support = region_support(quad, img.shape[:2], feather_px)
-            char_masks = masks_to_image(cm, matrices[i], tuple(cfg.image_size), img.shape[:2], support)
-            region_results.append(RegionResult(quad=quad, text=text, crop=crops[i], input_crop=input_crops[i],
-                                               matrix=matrices[i], char_masks=char_masks, crop_char_masks=cm,
-                                               feather_px=feather_px))
+                    region = fill_quad(apply_matrix(piece.matrix, piece.quad), tuple(cfg.image_size)) > 0
+                    cm = refine_to_strokes(cm, piece.crop, region)  # (n, H, W) at the crop's resolution
+                support = region_support(piece.quad, img.shape[:2], feather_px)
+                if cell is not None:
+                    from ..data.geometry import fill_quad
+
+                    support &= fill_quad(cell, img.shape[:2]) > 0
+                piece.crop_char_masks = cm
+                piece.char_masks = masks_to_image(cm, piece.matrix, tuple(cfg.image_size), img.shape[:2], support)
+                piece.feather_px = feather_px
+                char_masks[chunk.start:chunk.start + len(chunk.text)] = piece.char_masks
+            if len(cs) == 1:
+                region_results.append(pieces[k - 1])
+            else:
+                first = pieces[k - len(cs)]
+                region_results.append(RegionResult(quad=quad, text=text, crop=first.crop, input_crop=first.input_crop,
+                                                   matrix=first.matrix, char_masks=char_masks,
+                                                   crop_char_masks=first.crop_char_masks, feather_px=feather_px,
+                                                   chunks=pieces[k - len(cs):k]))
         return EditResult(image=Image.fromarray(result), regions=region_results, input=img)
 
     def reconstruct(self, image, regions, texts, **kwargs) -> EditResult:
@@ -301,8 +333,6 @@ class DreamTextPipeline:
 
     # ---- internals
     def _check_inputs(self, img: np.ndarray, regions, texts) -> tuple[list[np.ndarray], list[str]]:
-        from ..charset import validate_text
-
         if isinstance(texts, str):
             texts = [texts]
         if isinstance(regions, np.ndarray):  # (4,2): one quad; (n,4) boxes; (n,4,2) quads; (n,8) flat quads
@@ -318,7 +348,9 @@ class DreamTextPipeline:
         if len(regions) != len(texts):
             raise RegionError(f"{len(regions)} region(s) but {len(texts)} text(s): give one text per region")
         quads = [parse_region(r, img.shape[:2]) for r in regions]
-        texts = [validate_text(t, self.cfg.max_len) for t in texts]
+        texts = [check_phrase(t, self.cfg.max_len) for t in texts]
+        for quad, text in zip(quads, texts):
+            check_legible(quad, text, self.cfg.max_len)
         return quads, texts
 
     def prepare(self, img: np.ndarray, quads: list[np.ndarray], texts: list[str], style_ref: bool = False):

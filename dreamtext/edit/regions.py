@@ -84,6 +84,25 @@ def _check_quad(quad: np.ndarray, image_hw, given) -> np.ndarray:
     return quad.astype(np.float32)
 
 
+MIN_CHAR_HEIGHT_PX = 8  # a chunked text's characters need this much height in the photo to be legible
+MIN_CHAR_WIDTH_PX = 4  # and this much of the region's width each
+
+
+def check_legible(quad: np.ndarray, text: str, max_len: int) -> None:
+    """Refuse a region too small for a long text (one written in several chunks) at a legible size: the
+    message gives what a character needs and what the region has. Text of one chunk keeps the 2×2 px rule."""
+    if len(text) <= max_len and " " not in text:
+        return
+    q = np.asarray(quad, np.float64)
+    width = 0.5 * (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3]))
+    height = 0.5 * (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1]))
+    per_char = width / len(text)
+    if height < MIN_CHAR_HEIGHT_PX or per_char < MIN_CHAR_WIDTH_PX:
+        raise RegionError(f"region {_fmt(quad)} is too small for {text!r} ({len(text)} characters): a character "
+                          f"needs at least {MIN_CHAR_HEIGHT_PX} px of height and {MIN_CHAR_WIDTH_PX} px of width; "
+                          f"the region has {height:.0f} px of height and {per_char:.1f} px of width per character")
+
+
 def _fmt(value) -> str:
     try:
         return "(" + ", ".join(f"{float(v):g}" for v in np.asarray(value, dtype=np.float64).reshape(-1)) + ")"

@@ -38,14 +38,18 @@ def levenshtein(a: str, b: str) -> int:
 
 
 def seq_acc(pred: str, target: str, case_sensitive: bool = False) -> float:
-    """1.0 when the reading equals the target exactly, else 0.0 (the reference ignores case)."""
+    """1.0 when the reading equals the target exactly, else 0.0 (the reference ignores case). Spaces are
+    ignored (a phrase is read as one line; the OCR's readings keep only the charset, which has no space)."""
+    pred, target = pred.replace(" ", ""), target.replace(" ", "")
     if not case_sensitive:
         pred, target = pred.lower(), target.lower()
     return float(pred == target)
 
 
 def ned(pred: str, target: str, case_sensitive: bool = False) -> float:
-    """Normalised edit distance ``lev(pred, target) / max(|pred|, |target|)`` in [0, 1]; 0 is a perfect read."""
+    """Normalised edit distance ``lev(pred, target) / max(|pred|, |target|)`` in [0, 1]; 0 is a perfect read
+    (spaces ignored, as in :func:`seq_acc`)."""
+    pred, target = pred.replace(" ", ""), target.replace(" ", "")
     if not case_sensitive:
         pred, target = pred.lower(), target.lower()
     longest = max(len(pred), len(target))

@@ -156,7 +156,7 @@ def evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, 
     its length when the caller has them. The result is plain data (it crosses process boundaries when
     ``settings.workers`` > 1).
     """
-    from ..charset import validate_text
+    from ..edit.layout import check_phrase
     from . import metrics as M
     from .ocr import make_recognizer
 
@@ -204,7 +204,7 @@ def evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, 
 
     for index, record in zip(range(part, total, parts), source.iter_part(part, parts)):
         try:
-            validate_text(record.text, 10 ** 6)  # the original must be in the charset for SeqAcc to mean anything
+            check_phrase(record.text, cfg.max_len)  # the original must be in the charset for SeqAcc to mean anything
             if settings.ceiling_only:
                 keep(index, record, _ceiling_row(recognizer, record, index), None, None)
                 continue
@@ -213,7 +213,7 @@ def evaluate_part(settings: EvalSettings, pipeline, cfg, part: int, parts: int, 
                 target = truths[index].text
             else:
                 target = target_text(record, index, settings.task)
-            pending.append((index, record, validate_text(target, cfg.max_len)))
+            pending.append((index, record, check_phrase(target, cfg.max_len)))
         except DreamTextError as e:
             skip(index, record, e)
             continue

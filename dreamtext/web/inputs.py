@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..charset import validate_text
+from ..edit.layout import check_phrase
+from ..edit.regions import check_legible
 from ..errors import ImageError, RegionError
 
 _NUMBER = r"[-+]?\d+(?:\.\d*)?"
@@ -33,7 +34,8 @@ def parse_regions(spec: str, image_wh: tuple[int, int], max_len: int, max_region
     Blank lines and lines starting with ``#`` are skipped. Corners may come in
     any order (a drag up-left gives x1 < x0). A box must lie inside the image
     of size ``image_wh = (W, H)`` and be at least 2 px on each side; the text
-    must be writable by the model (:func:`~dreamtext.charset.validate_text`).
+    must be writable by the model: a word or a phrase (:func:`~dreamtext.edit.layout.check_phrase`), legible in
+    the box (:func:`~dreamtext.edit.regions.check_legible`).
     Every problem raises :class:`RegionError` / :class:`TextError` naming the line.
     """
     width, height = image_wh
@@ -60,8 +62,9 @@ def parse_regions(spec: str, image_wh: tuple[int, int], max_len: int, max_region
             raise RegionError(f"box line {n} is {x1 - x0:g}×{y1 - y0:g} px; a box needs at least 2×2 px")
         if not text:
             raise RegionError(f"box line {n} has no text: write the new text after the four numbers")
-        validate_text(text, max_len)
-        quads.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
+        quad = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+        check_legible(quad, check_phrase(text, max_len), max_len)
+        quads.append(quad)
         texts.append(text)
     return quads, texts
 
