@@ -95,7 +95,7 @@ def main() -> None:
     brick = paint_word(brick, "OPEN", q, (245, 245, 240), FONTS / "roboto/unhinted/RobotoCondensed-Bold.ttf"
                        if (FONTS / "roboto/unhinted/RobotoCondensed-Bold.ttf").exists()
                        else FONTS / "dejavu/DejaVuSansCondensed-Bold.ttf")
-    samples.append({"image": "brick.jpg", "regions": [{"quad": q.tolist(), "text": "CLOSED", "was": "OPEN"}],
+    samples.append({"image": "brick.jpg", "regions": [{"quad": q.tolist(), "text": "NOW OPEN", "was": "OPEN"}],
                     "licence": "CC0 (CC0Textures Bricks25), via scikit-image"})
 
     text = skimage_image("text.png")  # 448×172, real handwriting
