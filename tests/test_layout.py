@@ -108,3 +108,25 @@ def test_seq_acc_and_ned_ignore_spaces():
     assert seq_acc("HoteldulouvRE", "Hotel du LOUVRE") == 1.0
     assert seq_acc("Hoteldulouvre", "Hotel du LOUVRE", case_sensitive=True) == 0.0
     assert ned("Hotelduluvre", "Hotel du LOUVRE") == pytest.approx(1 / 13)
+
+
+def test_every_entry_point_takes_a_phrase(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from dreamtext.cli import main
+    from dreamtext.web.inputs import parse_regions
+
+    quads, texts = parse_regions("10, 20, 300, 60, Hotel du LOUVRE", (320, 120), 8)
+    assert texts == ["Hotel du LOUVRE"] and quads[0].shape == (4, 2)
+    ckpt = save_random_pipeline(tmp_path / "p")
+    Image.fromarray(photo(120, 320)).save(tmp_path / "in.png")
+    assert main(["edit", str(tmp_path / "in.png"), "--box", "10,20,300,60", "--text", "Hotel du LOUVRE",
+                 "--ckpt", str(ckpt), "--steps", "1", "-o", str(tmp_path / "out.png"),
+                 "--masks", str(tmp_path / "masks.png")]) == 0
+    assert (tmp_path / "out.png").is_file() and (tmp_path / "masks.png").is_file()
+    (tmp_path / "jobs.json").write_text(json.dumps([{"image": "in.png", "out": "spec.png", "regions": [
+        {"box": [10, 20, 300, 60], "text": "Entertainment district"}]}]))
+    assert main(["edit", "--spec", str(tmp_path / "jobs.json"), "--ckpt", str(ckpt), "--steps", "1"]) == 0
+    assert (tmp_path / "spec.png").is_file()
