@@ -23,7 +23,7 @@ coordinates beside the edited image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,66 +34,9 @@ from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .layout import check_phrase, chunk_cells, layout, sub_quad
+from .results import EditResult, RegionResult
 from .regions import check_legible, parse_region, window_matrix
 
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class RegionResult:
-    """One edited region.
-
-    ``quad`` float32 (4, 2) in image pixels; ``text`` what was written;
-    ``crop`` uint8 (H_m, W_m, 3) the generated model-resolution crop and
-    ``input_crop`` what the model was given; ``matrix`` (3, 3) image → crop
-    pixels; ``char_masks`` bool (len(text), H, W) the §3 predicted masks in image
-    coordinates (limited to the pixels the edit changed) and ``crop_char_masks``
-    bool (len(text), h', w') the same in the crop's frame. With ``candidates`` > 1:
-    ``candidate_scores`` the word verifier's log p(text | crop) per character of
-    each candidate, ``chosen`` the one kept (the best; ties keep the lowest),
-    ``verifier_reading`` what the verifier reads in the kept crop and
-    ``candidate_crops`` uint8 (K, H_m, W_m, 3) every candidate (``crop`` is one of them).
-    """
-
-    quad: np.ndarray
-    text: str
-    crop: np.ndarray
-    input_crop: np.ndarray
-    matrix: np.ndarray
-    char_masks: np.ndarray
-    crop_char_masks: np.ndarray
-    feather_px: float = 0.0
-    candidate_scores: tuple[float, ...] | None = None
-    chosen: int = 0
-    verifier_reading: str | None = None
-    candidate_crops: np.ndarray | None = None
-    # A phrase or long word written as several chunks (layout.py): each chunk's own result, in order; the
-    # region's ``crop``, ``input_crop``, ``matrix`` and ``crop_char_masks`` are then its first chunk's.
-    chunks: list["RegionResult"] | None = None
-
-
-@dataclass
-class EditResult:
-    """The edited image (PIL, the input's size) and one :class:`RegionResult` per region."""
-
-    image: object
-    regions: list[RegionResult] = field(default_factory=list)
-    input: np.ndarray | None = None  # uint8 (H, W, 3): the input as read (orientation applied)
-
-    def masks_picture(self) -> np.ndarray:
-        """The result with every region's characters coloured (one colour per character): uint8 (H, W, 3)."""
-        from ..visualize import regions_overlay
-
-        return regions_overlay(self.image, [r.char_masks for r in self.regions])
-
-    def before_after(self, max_width: int = 512) -> np.ndarray:
-        """Input | result | character masks, captioned, with a colour legend: uint8 RGB."""
-        from ..visualize import before_after
-
-        return before_after(self.input, self.image, [r.char_masks for r in self.regions],
-                            texts=[r.text for r in self.regions], max_width=max_width)
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -210,7 +153,7 @@ class DreamTextPipeline:
         if not jobs or len(seeds) != len(jobs):
             raise RegionError(f"{len(jobs)} job(s) and {len(seeds)} seed(s): give at least one job and one seed each")
         seeds = [check_seed(s) if s is not None else int(torch.seed() % 2**63) for s in seeds]
-        # 1. every photo read and checked, every region's window cut: (image, quads, texts, (batch, matrices, crops))
+        # 1. every photo read and checked, every region laid out in chunks, every chunk's window cut
         prepared = []
         for image, regions, job_texts in jobs:
             img = read_image_rgb(image)
@@ -219,16 +162,16 @@ class DreamTextPipeline:
             chunks = [layout(text, self.cfg.max_len) for text in job_texts]
             item_quads = [sub_quad(q, *c.span) for q, cs in zip(job_quads, chunks) for c in cs]
             item_texts = [c.text for cs in chunks for c in cs]
-            prepared.append((img, job_quads, job_texts, chunks, item_quads,
-                             self.prepare(img, item_quads, item_texts, style_ref=o.style_ref)))
-        batch = {k: torch.cat([p[5][0][k] for p in prepared]) for k in prepared[0][5][0]}
+            batch, matrices, crops = self.prepare(img, item_quads, item_texts, style_ref=o.style_ref)
+            prepared.append(_Job(img, job_quads, job_texts, chunks, item_quads, batch, matrices, crops))
+        batch = {k: torch.cat([p.batch[k] for p in prepared]) for k in prepared[0].batch}
         n_items = len(batch["token_ids"])
         if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
             batch = {k: v.repeat(o.candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
         # 2. all regions of all jobs (and candidates) sampled in one batch
         bar = _StepBar() if progress else None
         out = sample_with_attention(self.model, self.model.make_cond(batch), self.scheduler(o.sampler), o.steps,
-                                    o.guidance, noise_generators(seeds, [p[4] for p in prepared], o.candidates),
+                                    o.guidance, noise_generators(seeds, [p.item_quads for p in prepared], o.candidates),
                                     progress=bar, restarts=o.restarts, restart_strength=o.restart_strength)
         if bar is not None:
             bar.close()
@@ -238,26 +181,27 @@ class DreamTextPipeline:
         picks = all_crops = None
         if o.candidates > 1:
             picks = self._pick_candidates(crops, batch["mask"][:, 0].cpu().numpy(),
-                                          [c.text for p in prepared for cs in p[3] for c in cs] * o.candidates, n_items)
+                                          [c.text for p in prepared for cs in p.chunks for c in cs] * o.candidates,
+                                          n_items)
             keep = [c * n_items + j for j, c in enumerate(picks.chosen)]
             all_crops = crops.reshape(o.candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
             crops = crops[keep]
             crop_masks = None if crop_masks is None else crop_masks[keep]
         # 4. each photo's crops pasted back
         results, first = [], 0
-        for img, job_quads, job_texts, chunks, item_quads, (_, matrices, input_crops) in prepared:
-            n = len(item_quads)
-            pieces = [RegionResult(quad=q, text=c.text, crop=crops[first + j], input_crop=input_crops[j],
-                                   matrix=matrices[j], char_masks=None,
+        for job in prepared:
+            n = len(job.item_quads)
+            pieces = [RegionResult(quad=q, text=c.text, crop=crops[first + j], input_crop=job.crops[j],
+                                   matrix=job.matrices[j], char_masks=None,
                                    crop_char_masks=None if crop_masks is None else crop_masks[first + j, :len(c.text)])
-                      for j, (q, c) in enumerate(zip(item_quads, [c for cs in chunks for c in cs]))]
+                      for j, (q, c) in enumerate(zip(job.item_quads, [c for cs in job.chunks for c in cs]))]
             if picks is not None:
                 for j, piece in enumerate(pieces, start=first):
                     piece.candidate_scores = tuple(float(v) for v in picks.scores[:, j])
                     piece.chosen = int(picks.chosen[j])
                     piece.verifier_reading = picks.readings[j]
                     piece.candidate_crops = all_crops[:, j]
-            results.append(self._paste(img, job_quads, job_texts, chunks, pieces, o.blend, o.mask_rule))
+            results.append(self._paste(job.image, job.quads, job.texts, job.chunks, pieces, o.blend, o.mask_rule))
             first += n
         return results
 
@@ -378,6 +322,21 @@ class DreamTextPipeline:
         cols = {k: [item[k] for item in items] for k in items[0]}
         batch = {k: torch.from_numpy(np.stack(v)).to(self.device) for k, v in cols.items()}
         return batch, matrices, crops
+
+
+@dataclass
+class _Job:
+    """One photograph of an ``edit_many`` call on its way through: its regions, their chunks, the chunks'
+    windows (``batch``: the model inputs, ``matrices`` image → window, ``crops`` the windows as cut)."""
+
+    image: np.ndarray
+    quads: list
+    texts: list
+    chunks: list
+    item_quads: list
+    batch: dict
+    matrices: list
+    crops: list
 
 
 @dataclass
