@@ -123,15 +123,7 @@ def chain_runs(run_dirs: list[Path]) -> tuple[list[dict], list[tuple[float, str]
 
 def plot_run(run_dir: str | Path | list, out: str | Path, title: str | None = None) -> Path:
     """Draw the curves of a run — or of several runs drawn one after another — into ``out`` (PNG, atomic)."""
-    from ..io_utils import atomic_write_bytes
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("the curve picture needs matplotlib: pip install 'dreamtext[plot]'") from None
+    plt = _pyplot()
     run_dirs = [Path(d) for d in (run_dir if isinstance(run_dir, (list, tuple)) else [run_dir])]
     records, boundaries, x_label = chain_runs(run_dirs)
 
@@ -206,30 +198,13 @@ def plot_run(run_dir: str | Path | list, out: str | Path, title: str | None = No
     else:
         default_title = " → ".join(d.name for d in run_dirs) + f": {max(r['x'] for r in records):.0f}k samples"
     fig.suptitle(title or default_title)
-    fig.tight_layout()
-
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    out = Path(out)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return _save_figure(fig, out)
 
 
 def plot_arms(run_dirs: list, out: str | Path, title: str | None = None) -> Path:
     """Paired runs side by side on one step axis (arms of one experiment, e.g. with and without a loss term):
     one panel per logged loss term and the training batches' mask mIoU, one smoothed line per run."""
-    from ..io_utils import atomic_write_bytes
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("the curve picture needs matplotlib: pip install 'dreamtext[plot]'") from None
+    plt = _pyplot()
     runs = [(Path(d).name, _read_run(Path(d))) for d in run_dirs]
     keys = [k for k in ("loss/total", "loss/mask", "loss/attn", "loss/ocr", "miou")
             if any(k in r for _, records in runs for r in records)]
@@ -244,10 +219,30 @@ def plot_arms(run_dirs: list, out: str | Path, title: str | None = None) -> Path
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.suptitle(title or " vs ".join(name for name, _ in runs))
-    fig.tight_layout()
+    return _save_figure(fig, out)
 
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or a ConfigError saying how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("the curve picture needs matplotlib: pip install 'dreamtext[plot]'") from None
+    return plt
+
+
+def _save_figure(fig, out: str | Path) -> Path:
+    """``fig`` laid out and written to ``out`` as PNG (atomically), then closed."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    from ..io_utils import atomic_write_bytes
+
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
