@@ -16,7 +16,7 @@ import sys
 from .errors import DreamTextError
 
 # Order is the order in ``dreamtext --help``.
-COMMAND_MODULES = ["demo", "edit", "data", "pretrain", "train", "verifier", "probe", "curves", "eval", "compare", "ablate", "export", "serve"]
+COMMAND_MODULES = ["demo", "edit", "data", "pretrain", "train", "verifier", "refiner", "probe", "curves", "eval", "compare", "ablate", "export", "convert", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,8 +21,12 @@ from .errors import ConfigError
 
 # The values of SampleConfig.blend, .sampler and .mask_rule (the CLI, the web page and the pipeline check them).
 BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
-SAMPLERS = ("ddim", "euler", "dpm++")  # dreamtext.diffusion.make_scheduler
+# The samplers (dreamtext.diffusion.noise.SCHEDULERS builds each): "euler-edm" is the released DreamText/UDiffText
+# sampler (sgm's EulerEDMSampler over LDM's discretisation), the sd2 preset's default.
+SAMPLERS = ("ddim", "euler", "dpm++", "euler-edm")
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
+# sample.upscale: how a region larger than the model's window gets its detail back (dreamtext.model.refiner)
+UPSCALE_MODES = ("bilinear", "unsharp", "refiner")
 
 
 @dataclass
@@ -39,6 +43,13 @@ class TextEncoderConfig:
     vis_layers: int = 4
     vis_heads: int = 4
     init_temperature: float = 0.07  # learnable CLIP temperature, stored as log(1/τ)
+    # The shape of ψ's transformer layers. Ours (the defaults): pre-norm, GELU, a 4·dim feed-forward and a final
+    # LayerNorm. The released LabelEncoder (a converted model, dreamtext.model.convert_released): PyTorch's
+    # default layer, post-norm, ReLU, ff_dim 2048, no final norm.
+    ff_dim: int = 0  # width of each layer's feed-forward; 0: 4·dim
+    activation: str = "gelu"  # "gelu" | "relu"
+    norm_first: bool = True  # pre-norm layers (False: post-norm)
+    final_norm: bool = True  # a LayerNorm over the last layer's output
     # Which of ψ's parameters the diffusion training updates: "all", "none", or
     # "last:N" (the last N transformer layers and the heads, the paper's figure).
     train_during_diffusion: str = "all"
@@ -58,8 +69,24 @@ class UNetConfig:
     mask_padding: bool = True  # mask padding slots out of the cross-attention softmax (§2)
     # sd2 preset: a local diffusers-format SD2-inpainting directory (unet/, vae/, scheduler/).
     base_path: str | None = None
-    # What the diffusion training updates in the UNet: "all" or "char_attn" (new cross-attention + norms).
+    # What the diffusion training updates in the UNet: "all" or "char_attn" (every transformer block's
+    # cross-attention attn2 and its norm2; unet.char_attn_parameters).
     trainable: str = "all"
+    # Channels per attention head when the UNet is built from this config (0: `attention_heads` heads in every
+    # block). SD2 / DreamText: 64, i.e. 5, 10, 20, 20 heads at widths 320, 640, 1280, 1280.
+    head_channels: int = 0
+    linear_projection: bool = False  # the transformer blocks' proj_in / proj_out as Linear layers (SD2) not 1×1 convs
+
+
+@dataclass
+class VAEConfig:
+    """The latent presets' AutoencoderKL when it is built from the config (a converted model, or any latent model
+    without ``unet.base_path``); with a base path the base directory's ``vae/`` decides. Defaults: SD's VAE."""
+
+    block_out_channels: tuple[int, ...] = (128, 256, 512, 512)
+    layers_per_block: int = 2
+    norm_groups: int = 32
+    scaling_factor: float = 0.18215  # latents = scaling_factor · posterior mean
 
 
 @dataclass
@@ -219,8 +246,33 @@ class VerifierConfig:
 
 
 @dataclass
+class RefinerConfig:
+    """The detail refiner (``dreamtext train-refiner``, dreamtext.model.refiner): a small fully-convolutional net
+    that puts back, at the photo's own resolution, the detail lost when the model's window is enlarged."""
+
+    channels: int = 32  # width at half the region's resolution (after a 2× pixel-unshuffle)
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 4, 2, 1)  # one 3×3 residual block each: ~90 px receptive field
+    steps: int = 1500
+    batch_size: int = 16  # crops per step (pairs_per_step pairs, the rest more crops of the same pairs)
+    pairs_per_step: int = 4
+    crop: int = 96  # square training crop, region pixels
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    grad_weight: float = 1.0  # weight of the Sobel-gradient L1 beside the pixel L1
+    log_every: int = 25
+    ckpt_every: int = 250
+    seed: int = 28  # the data engine's seed for its training pairs (the paired split has its own)
+    # Augmentation of the simulated base output (the ground truth's own model-window crop): a generated window
+    # is a little softer and noisier than a rendered one.
+    blur_max: float = 0.8  # Gaussian σ in window pixels, drawn from [0, blur_max] for half of the crops
+    noise_max: float = 4.0  # Gaussian noise σ in 0–255 levels, drawn from [0, noise_max]
+    ref_prob: float = 0.8  # share of crops whose guide shows the old word (else the region is masked in it)
+    eval_pairs: int = 48  # held-out paired-split records scored at the end (sharpness, L1 against the truth)
+
+
+@dataclass
 class SampleConfig:
-    sampler: str = "ddim"  # "ddim" | "euler" | "dpm++"
+    sampler: str = "ddim"  # one of SAMPLERS
     steps: int = 50
     guidance: float = 3.0
     eta: float = 0.0  # 0: deterministic
@@ -257,6 +309,13 @@ class SampleConfig:
     # word — as the reference of an edit; False samples without it (the region masked only, as the paper).
     # No effect on a model without the input.
     use_style_ref: bool = True
+    # Detail at the photo's resolution (DESIGN §16): a region more than `upscale_min`× larger than its model
+    # window is enlarged bilinearly ("bilinear", the paper's paste-back), then sharpened with an unsharp mask
+    # scaled to the enlargement ("unsharp") or given its detail back by the learned refiner ("refiner": the
+    # upsampled crop, the photo around it and — with the style reference — the old word at full resolution).
+    upscale: str = "refiner"
+    upscale_min: float = 1.25
+    refiner: str | None = None  # a train-refiner run or checkpoint directory; None: the shipped refiner
 
 
 @dataclass
@@ -273,6 +332,7 @@ class DreamTextConfig:
     style_ref: bool = False
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)  # latent presets built from the config only
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -280,6 +340,7 @@ class DreamTextConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # dreamtext pretrain-encoder
     verifier: VerifierConfig = field(default_factory=VerifierConfig)  # dreamtext train-verifier
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)  # dreamtext train-refiner
 
     # ----- derived values (not stored) -----
     @property
@@ -427,6 +488,12 @@ def tiny() -> DreamTextConfig:
     return cfg
 
 
+def paper_sampling() -> SampleConfig:
+    """Sampling as the released DreamText code does it (its ``test.py`` / ``util.init_sampling``): sgm's
+    EulerEDMSampler (s_churn 0) over LDM's discretisation, 50 steps, CFG 5.0 (its demo uses 4.0), one pass."""
+    return SampleConfig(sampler="euler-edm", steps=50, guidance=5.0, restarts=0)
+
+
 def sd2() -> DreamTextConfig:
     """The paper's model: SD2-inpainting UNet + VAE at 512 px, d = 2048 / 12 layers, L = 12."""
     return DreamTextConfig(
@@ -446,12 +513,15 @@ def sd2() -> DreamTextConfig:
             up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
             layers_per_block=2,
             attention_heads=5,
+            head_channels=64,
+            linear_projection=True,
             only_cross_attention=False,
             trainable="char_attn",
         ),
         loss=LossConfig(s_min=16),
         data=DataConfig(min_word_area_frac=0.04, context_scale=1.0),
         train=TrainConfig(batch_size=8, lr=1e-5, max_steps=200_000, out_dir="runs/sd2"),
+        sample=paper_sampling(),
     )
 
 
@@ -474,6 +544,9 @@ def test() -> DreamTextConfig:
     cfg.sample.restarts = 0  # one pass: the tests count UNet calls per step; restart tests ask for restarts
     cfg.verifier = VerifierConfig(channels=(8, 16, 16, 24), hidden=16, steps=6, batch_size=8, lr=3e-3,
                                   warmup_steps=1, log_every=1, ckpt_every=3, eval_records=8)
+    cfg.refiner = RefinerConfig(channels=8, dilations=(1, 2), steps=4, batch_size=4, pairs_per_step=2, crop=32,
+                                warmup_steps=1, log_every=1, ckpt_every=2, eval_pairs=3)
+    cfg.sample.upscale = "bilinear"  # the tests of the refiner path ask for it with a refiner of their own
     return cfg
 
 

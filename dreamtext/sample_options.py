@@ -10,7 +10,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass
 
-from .config import BLEND_MODES, MASK_RULES, SAMPLERS
+from .config import BLEND_MODES, MASK_RULES, SAMPLERS, UPSCALE_MODES
 from .config_ranges import MAX_CANDIDATES, MAX_GUIDANCE, MAX_RESTARTS, MAX_SEED, MAX_STEPS
 from .errors import ConfigError
 
@@ -25,7 +25,7 @@ class SampleOptions:
     """One edit's sampling: ``steps`` sampler steps with ``sampler``, classifier-free ``guidance``, ``restarts``
     restart passes at ``restart_strength``, ``blend`` paste-back, ``mask_rule`` for the returned masks,
     ``candidates`` samples per region (best of N), ``style_ref`` (the old word as the reference, DESIGN §13:
-    true only for a model that has the input)."""
+    true only for a model that has the input), ``upscale`` (detail of regions larger than the window, §16)."""
 
     steps: int
     guidance: float
@@ -36,10 +36,11 @@ class SampleOptions:
     mask_rule: str
     candidates: int
     style_ref: bool
+    upscale: str = "bilinear"
 
     @classmethod
     def resolve(cls, cfg, *, steps=None, guidance=None, sampler=None, restarts=None, blend=None, mask_rule=None,
-                candidates=None, style_ref=None) -> "SampleOptions":
+                candidates=None, style_ref=None, upscale=None) -> "SampleOptions":
         """Each option None → the model's default (``cfg.sample``); then every value checked."""
         s = cfg.sample
         pick = lambda given, default: default if given is None else given  # noqa: E731
@@ -48,11 +49,15 @@ class SampleOptions:
         check_options(pick(steps, s.steps), pick(guidance, s.guidance), pick(sampler, s.sampler),
                       pick(restarts, s.restarts), pick(blend, s.blend), pick(mask_rule, s.mask_rule),
                       pick(candidates, s.candidates))
+        if pick(upscale, s.upscale) not in UPSCALE_MODES:
+            raise ConfigError(f"unknown sample.upscale {pick(upscale, s.upscale)!r}; choose one of "
+                              f"{', '.join(UPSCALE_MODES)}")
         return cls(steps=int(pick(steps, s.steps)), guidance=float(pick(guidance, s.guidance)),
                    sampler=pick(sampler, s.sampler), restarts=int(pick(restarts, s.restarts)),
                    restart_strength=float(s.restart_strength), blend=pick(blend, s.blend),
                    mask_rule=pick(mask_rule, s.mask_rule), candidates=int(pick(candidates, s.candidates)),
-                   style_ref=bool(pick(style_ref, s.use_style_ref)) and bool(cfg.style_ref))
+                   style_ref=bool(pick(style_ref, s.use_style_ref)) and bool(cfg.style_ref),
+                   upscale=pick(upscale, s.upscale))
 
     def to_dict(self) -> dict:
         return asdict(self)

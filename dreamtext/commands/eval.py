@@ -47,7 +47,7 @@ def run(args) -> int:
     settings = EvalSettings(data=args.data, task=args.task, ckpt=args.ckpt, limit=args.limit, seed=args.seed,
                             steps=args.steps, guidance=args.guidance, sampler=args.sampler,
                             restarts=args.restarts, blend=args.blend, mask_rule=args.mask_rule,
-                            candidates=args.candidates, ocr=args.ocr,
+                            upscale=args.upscale, candidates=args.candidates, ocr=args.ocr,
                             report_samples=args.report_samples, ceiling_only=args.ceiling_only,
                             workers=args.workers, batch=args.batch, device=args.device, style_ref=args.style_ref)
     results = evaluate(settings, args.out, progress=not args.no_progress)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import BLEND_MODES, MASK_RULES, SAMPLERS
+from ..config import BLEND_MODES, MASK_RULES, SAMPLERS, UPSCALE_MODES
 
 
 def add_sampling_options(p: argparse.ArgumentParser, seed_help: str | None = None) -> None:
@@ -25,6 +25,11 @@ def add_sampling_options(p: argparse.ArgumentParser, seed_help: str | None = Non
     p.add_argument("--mask-rule", choices=MASK_RULES,
                    help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "
                         "narrowed to the generated letters' pixels); default: the model's config")
+    p.add_argument("--upscale", choices=UPSCALE_MODES,
+                   help="a region larger than the model's 32x128 window is enlarged to the photo's resolution: "
+                        "bilinear (as the paper pastes back), unsharp (then an unsharp mask) or refiner (the learned "
+                        "detail refiner gives it the photo's sharpness back, seeing the photo around the word); "
+                        "default: the model's config")
     p.add_argument("--candidates", type=int,
                    help="sample this many candidates per region and keep the one the word verifier reads best "
                         "(K times the sampling time; default: the model's config, 1)")

@@ -39,6 +39,37 @@ def apply_matrix(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return (p[:, :2] / p[:, 2:3]).reshape(pts.shape).astype(np.float32)
 
 
+def bbox(points: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer (x0, y0, x1, y1) around points, grown by margin and clipped to the image."""
+    h, w = hw
+    x0 = int(np.floor(points[:, 0].min() - margin)); y0 = int(np.floor(points[:, 1].min() - margin))
+    x1 = int(np.ceil(points[:, 0].max() + margin)); y1 = int(np.ceil(points[:, 1].max() + margin))
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def translate(x0: float, y0: float) -> np.ndarray:
+    """The 3×3 matrix that shifts points by (x0, y0)."""
+    return np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+
+
+def quad_height(quad: np.ndarray) -> float:
+    """Mean length of the quad's left and right sides (TL→BL, TR→BR): the text height in pixels."""
+    return float(0.5 * (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])))
+
+
+def enlargement(matrix: np.ndarray) -> float:
+    """How many image pixels one window pixel covers (along a side) for a window ``matrix`` (image → window)."""
+    return float(1.0 / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:2, :2]))))
+
+
+def window_to_box(crop: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A model-window crop (h, w[, c]) warped back to the image box ``(x0, y0, x1, y1)``: ``matrix`` maps image
+    pixels to window pixels (``context_window``), the result is the box's (y1 − y0, x1 − x0[, c]) — the
+    paste-back's enlargement (bilinear), and the refiner's training input made the same way."""
+    x0, y0, x1, y1 = box
+    return warp(crop, translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
+
+
 def context_window(quad, image_hw, out_hw, min_word_area_frac: float, context_scale: float = 1.0) -> np.ndarray:
     """The 3×3 matrix (float64) from image pixel coordinates to model pixel coordinates (see module doc)."""
     quad = np.asarray(quad, np.float64)

@@ -44,11 +44,12 @@ class StylePairs:
     the last few pairs are kept, so asking for both renders each pair once.
     """
 
-    def __init__(self, cfg, num: int = STYLE_SIZE, seed: int = STYLE_SEED):
+    def __init__(self, cfg, num: int = STYLE_SIZE, seed: int = STYLE_SEED, split: str = "bench"):
         from .render import SynthGenerator, SynthParams
 
         self.num, self.seed = int(num), int(seed)
-        self.generators = [SynthGenerator(SynthParams.from_config(cfg, split="bench", font_px=fp), seed=seed + k,
+        # split "train" with another seed: the same kind of pairs from the training words (the detail refiner's)
+        self.generators = [SynthGenerator(SynthParams.from_config(cfg, split=split, font_px=fp), seed=seed + k,
                                           source="style") for k, fp in enumerate(FONT_RANGES)]
         self._cache: OrderedDict[int, tuple[TextRecord, TextRecord]] = OrderedDict()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import BLEND_MODES
+from ..data.geometry import bbox, enlargement, quad_height, translate, window_to_box
 from ..errors import ConfigError
 
 
@@ -30,21 +31,9 @@ def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> n
     return np.clip(1.0 - dist / float(feather_px), 0.0, 1.0).astype(np.float32)
 
 
-def bbox(points: np.ndarray, margin: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Integer (x0, y0, x1, y1) around points, grown by margin and clipped to the image."""
-    h, w = hw
-    x0 = int(np.floor(points[:, 0].min() - margin)); y0 = int(np.floor(points[:, 1].min() - margin))
-    x1 = int(np.ceil(points[:, 0].max() + margin)); y1 = int(np.ceil(points[:, 1].max() + margin))
-    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-
-
-def translate(x0: float, y0: float) -> np.ndarray:
-    """The 3×3 matrix that shifts points by (x0, y0)."""
-    return np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
-
-
 def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np.ndarray,
-               feather_px: float, blend: str = "feather", clip: np.ndarray | None = None) -> np.ndarray:
+               feather_px: float, blend: str = "feather", clip: np.ndarray | None = None,
+               detail=None) -> np.ndarray:
     """Blend a generated model-resolution crop into ``image`` (uint8 (H, W, 3)) around ``quad``.
 
     ``matrix`` maps image pixels to crop pixels (the context window). Only the
@@ -56,9 +45,10 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     ``"inpaint"`` keeps only the crop's letters and draws them over the
     photograph's own background, its old letters inpainted away
     (:func:`letters_over_scene`). ``clip`` (4, 2): a convex polygon outside which nothing changes (one chunk
-    of a long text, ``layout.chunk_cells``).
+    of a long text, ``layout.chunk_cells``). ``detail(back, patch, region, upscale) -> back``: the enlarged
+    crop given its detail back at the photo's resolution before it is blended (``detail.restore_detail``).
     """
-    from ..data.geometry import fill_quad, warp
+    from ..data.geometry import fill_quad
 
     if blend not in BLEND_MODES:
         raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
@@ -71,14 +61,15 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
         alpha = alpha * (fill_quad(np.asarray(clip, np.float32) - np.array([x0, y0], np.float32),
                                    (y1 - y0, x1 - x0)) > 0)[..., None]
     # crop → the image box: the inverse window, then the box's offset
-    back = warp(crop, translate(-x0, -y0) @ np.linalg.inv(matrix), (y1 - y0, x1 - x0), border="replicate")
+    back = window_to_box(crop, matrix, (x0, y0, x1, y1))  # (h, w, 3): the crop enlarged bilinearly
     patch = out[y0:y1, x0:x1]
+    upscale = enlargement(matrix)  # the crop's letters' edges are that much wider than the photo's
+    if detail is not None:
+        back = detail(back, patch, fill_quad(quad - np.array([x0, y0], np.float32), patch.shape[:2]) > 0, upscale)
     if blend == "poisson":
         back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
     elif blend == "inpaint":
         local = quad - np.array([x0, y0], np.float32)
-        # the crop was enlarged by 1/scale of the image → crop map: its letters' edges are that much wider
-        upscale = 1.0 / np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:2, :2])))
         back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local),
                                   sharpen=float(np.clip(upscale, 1.0, 3.0)))
     blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
@@ -113,11 +104,6 @@ def poisson_harmonize(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> n
     out = cv2.seamlessClone(padded(src, cv2.BORDER_REFLECT), padded(dst, cv2.BORDER_REFLECT), mask,
                             (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
     return out[pad:-pad, pad:-pad]
-
-
-def quad_height(quad: np.ndarray) -> float:
-    """Mean length of the quad's left and right sides (TL→BL, TR→BR): the text height in pixels."""
-    return float(0.5 * (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])))
 
 
 def local_background(picture: np.ndarray, height: float) -> np.ndarray:

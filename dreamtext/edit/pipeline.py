@@ -32,6 +32,7 @@ from ..config_ranges import MAX_REGIONS
 from ..errors import CheckpointError, RegionError
 from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
+from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .layout import check_phrase, chunk_cells, layout, sub_quad
 from .results import EditResult, RegionResult
@@ -52,6 +53,7 @@ class DreamTextPipeline:
         self.cfg = cfg if cfg is not None else model.cfg
         self.device = torch.device(device)
         self._verifier = None  # loaded on first use (sample.candidates > 1)
+        self._refiner = None  # loaded on first use (sample.upscale = "refiner")
         self._schedulers: dict = {}  # sampler name → its scheduler, made on first use (self.scheduler)
 
     @property
@@ -109,7 +111,7 @@ class DreamTextPipeline:
     def edit(self, image, regions, texts, *, steps: int | None = None, guidance: float | None = None,
              sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
              mask_rule: str | None = None, candidates: int | None = None, seed: int | None = 0,
-             style_ref: bool | None = None, progress: bool = False) -> EditResult:
+             style_ref: bool | None = None, upscale: str | None = None, progress: bool = False) -> EditResult:
         """Write ``texts[i]`` into ``regions[i]`` of ``image``; all regions sampled in one batch.
 
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
@@ -118,17 +120,19 @@ class DreamTextPipeline:
         ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson" or "inpaint") /
         ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
         region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
-        region's original pixels, the old word, as the reference; False: the region masked only) default to
+        region's original pixels, the old word, as the reference; False: the region masked only) / ``upscale``
+        (a region larger than the model's window: "bilinear", "unsharp" or "refiner", DESIGN §16) default to
         ``cfg.sample``; ``seed`` makes the result bit-identical on the same machine (None: a random seed).
         """
         return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
                               restarts=restarts, blend=blend, mask_rule=mask_rule, candidates=candidates,
-                              seeds=[seed], style_ref=style_ref, progress=progress)[0]
+                              seeds=[seed], style_ref=style_ref, upscale=upscale, progress=progress)[0]
 
     def edit_many(self, jobs, *, steps: int | None = None, guidance: float | None = None,
                   sampler: str | None = None, restarts: int | None = None, blend: str | None = None,
                   mask_rule: str | None = None, candidates: int | None = None, seeds=None,
-                  style_ref: bool | None = None, progress: bool = False) -> list[EditResult]:
+                  style_ref: bool | None = None, upscale: str | None = None,
+                  progress: bool = False) -> list[EditResult]:
         """Several photographs in one sampling batch: ``jobs`` = [(image, regions, texts), ...].
 
         Job i is seeded by ``seeds[i]`` (default 0 for every job; None: random) with its own
@@ -147,7 +151,8 @@ class DreamTextPipeline:
         from ..io_utils import read_image_rgb
 
         o = SampleOptions.resolve(self.cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts,
-                                  blend=blend, mask_rule=mask_rule, candidates=candidates, style_ref=style_ref)
+                                  blend=blend, mask_rule=mask_rule, candidates=candidates, style_ref=style_ref,
+                                  upscale=upscale)
         jobs = list(jobs)
         seeds = [0] * len(jobs) if seeds is None else list(seeds)
         if not jobs or len(seeds) != len(jobs):
@@ -187,7 +192,8 @@ class DreamTextPipeline:
             all_crops = crops.reshape(o.candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
             crops = crops[keep]
             crop_masks = None if crop_masks is None else crop_masks[keep]
-        # 4. each photo's crops pasted back
+        # 4. each photo's crops pasted back, given their detail back where the window was enlarged (§16)
+        detail = self._detail(o)
         results, first = [], 0
         for job in prepared:
             n = len(job.item_quads)
@@ -201,9 +207,31 @@ class DreamTextPipeline:
                     piece.chosen = int(picks.chosen[j])
                     piece.verifier_reading = picks.readings[j]
                     piece.candidate_crops = all_crops[:, j]
-            results.append(self._paste(job.image, job.quads, job.texts, job.chunks, pieces, o.blend, o.mask_rule))
+            results.append(self._paste(job.image, job.quads, job.texts, job.chunks, pieces, o.blend, o.mask_rule,
+                                       detail))
             first += n
         return results
+
+    @property
+    def refiner(self):
+        """The detail refiner (``sample.refiner``; None: the shipped one), loaded once on first use."""
+        if self._refiner is None:
+            from ..model.refiner import load_refiner
+
+            self._refiner = load_refiner(self.cfg.sample.refiner)[0].to(self.device)
+        return self._refiner
+
+    def _detail(self, o: SampleOptions):
+        """The paste-back's ``detail`` step for options ``o`` (None: the bilinear enlargement as it is)."""
+        if o.upscale == "bilinear":
+            return None
+        from functools import partial
+
+        from .detail import restore_detail
+
+        return partial(restore_detail, o.upscale, has_ref=o.style_ref,
+                       refiner=self.refiner if o.upscale == "refiner" else None,
+                       upscale_min=self.cfg.sample.upscale_min)
 
     def scheduler(self, name: str):
         """The pipeline's scheduler of sampler ``name``, made once and kept (a component, as in diffusers)."""
@@ -223,7 +251,7 @@ class DreamTextPipeline:
         readings = [scored.readings[c * n_items + j] for j, c in enumerate(chosen)]
         return _CandidatePicks(scores=scores, chosen=chosen, readings=readings)
 
-    def _paste(self, img, quads, texts, chunks, pieces, blend, mask_rule) -> EditResult:
+    def _paste(self, img, quads, texts, chunks, pieces, blend, mask_rule, detail=None) -> EditResult:
         """One photograph's generated crops pasted back, its masks warped to image coordinates.
 
         ``pieces``: one RegionResult per chunk (crop, matrix, crop-frame masks), in region order; a region of
@@ -242,23 +270,16 @@ class DreamTextPipeline:
             for chunk, cell in zip(cs, cells):
                 piece = pieces[k]
                 k += 1
-                result = paste_back(result, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell)
+                result = paste_back(result, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell,
+                                    detail=detail)
                 cm = piece.crop_char_masks
                 if cm is None:
                     cm = np.zeros((len(chunk.text), *cfg.latent_size), bool)
-                if mask_rule == "strokes":
-                    from ..data.geometry import apply_matrix, fill_quad
-                    from ..model.char_masks import refine_to_strokes
-
-                    region = fill_quad(apply_matrix(piece.matrix, piece.quad), tuple(cfg.image_size)) > 0
-                    cm = refine_to_strokes(cm, piece.crop, region)  # (n, H, W) at the crop's resolution
                 support = region_support(piece.quad, img.shape[:2], feather_px)
                 if cell is not None:
-                    from ..data.geometry import fill_quad
-
                     support &= fill_quad(cell, img.shape[:2]) > 0
-                piece.crop_char_masks = cm
-                piece.char_masks = masks_to_image(cm, piece.matrix, tuple(cfg.image_size), img.shape[:2], support)
+                piece.crop_char_masks, piece.char_masks = self._piece_masks(piece, cm, mask_rule, result, support,
+                                                                            feather_px)
                 piece.feather_px = feather_px
                 char_masks[chunk.start:chunk.start + len(chunk.text)] = piece.char_masks
             if len(cs) == 1:
@@ -270,6 +291,30 @@ class DreamTextPipeline:
                                                    crop_char_masks=first.crop_char_masks, feather_px=feather_px,
                                                    chunks=pieces[k - len(cs):k]))
         return EditResult(image=Image.fromarray(result), regions=region_results, input=img)
+
+    def _piece_masks(self, piece, cm: np.ndarray, mask_rule: str, pasted: np.ndarray, support: np.ndarray,
+                     feather_px: float) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk's character masks: (at the crop's resolution, in the photo bool (n, H, W)).
+
+        ``cm`` (n, h', w'): the §3 masks; "strokes" narrows them to the letters' pixels — in the crop, and for a
+        region enlarged from its window (§16) again in the ``pasted`` photo at the region's own resolution, so
+        their outlines are the photo's pixels, not the window's enlarged.
+        """
+        from ..model.char_masks import refine_to_strokes
+
+        cfg, hw = self.cfg, pasted.shape[:2]
+        blobs = cm
+        if mask_rule == "strokes":
+            region = fill_quad(apply_matrix(piece.matrix, piece.quad), tuple(cfg.image_size)) > 0
+            cm = refine_to_strokes(cm, piece.crop, region)  # (n, H, W) at the crop's resolution
+        if mask_rule != "strokes" or enlargement(piece.matrix) <= cfg.sample.upscale_min:
+            return cm, masks_to_image(cm, piece.matrix, tuple(cfg.image_size), hw, support)
+        coarse = masks_to_image(blobs, piece.matrix, tuple(cfg.image_size), hw, support)  # (n, H, W) §3 blobs
+        x0, y0, x1, y1 = bbox(piece.quad, feather_px + 2, hw)
+        region = fill_quad(piece.quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0)) > 0
+        out = np.zeros_like(coarse)
+        out[:, y0:y1, x0:x1] = refine_to_strokes(coarse[:, y0:y1, x0:x1], pasted[y0:y1, x0:x1], region)
+        return cm, out & support[None]
 
     def reconstruct(self, image, regions, texts, **kwargs) -> EditResult:
         """Redraw the text each region already holds (``texts`` = the original strings): the §1 fidelity task."""

@@ -36,6 +36,7 @@ class EvalSettings:
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
     blend: str | None = None  # paste-back, "feather" | "poisson" | "inpaint" (None: sample.blend); OCR reads the pasted photo
     mask_rule: str | None = None  # predicted masks, "attention" | "strokes" (None: sample.mask_rule)
+    upscale: str | None = None  # regions larger than the window, "bilinear" | "unsharp" | "refiner" (None: sample.upscale)
     candidates: int | None = None  # samples per record, the word verifier keeps the best (None: sample.candidates)
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
@@ -272,7 +273,8 @@ def sampling_options(settings: EvalSettings, cfg):
 
     return SampleOptions.resolve(cfg, steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
                                  restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
-                                 candidates=settings.candidates, style_ref=style_ref_used(settings, cfg))
+                                 candidates=settings.candidates, style_ref=style_ref_used(settings, cfg),
+                                 upscale=settings.upscale)
 
 
 def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
@@ -287,7 +289,7 @@ def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
                                  steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
                                  restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
                                  candidates=settings.candidates, seeds=[settings.seed + index for index, _, _ in pending],
-                                 style_ref=style_ref_used(settings, pipeline.cfg))
+                                 style_ref=style_ref_used(settings, pipeline.cfg), upscale=settings.upscale)
     seconds = (time.perf_counter() - t0) / len(pending)
     return [(result, seconds) for result in results]
 

@@ -33,8 +33,11 @@ _STEP = re.compile(r"(\d+)$")
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"  # the model inside the package
 
 
+EXPORT_KINDS = ("pipeline", "verifier", "refiner")  # what an export's state.json may say it is
+
+
 def export_mode(directory: str | Path, *, kind: str, force: bool = False) -> bool:
-    """Check that an export of ``kind`` ("pipeline", "verifier") may be written to ``directory``.
+    """Check that an export of ``kind`` (one of ``EXPORT_KINDS``) may be written to ``directory``.
 
     Returns ``merge``: False where the folder is absent, empty or an earlier export of the same kind
     holding only files this program writes (it is replaced whole, atomically); True where ``force``
@@ -61,7 +64,7 @@ def export_mode(directory: str | Path, *, kind: str, force: bool = False) -> boo
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             state_kind = "unreadable"
     training = (directory.parent.name == "checkpoints" or "optimizer.safetensors" in entries
-                or (state_kind is not None and state_kind not in ("pipeline", "verifier")))
+                or (state_kind is not None and state_kind not in EXPORT_KINDS))
     if training:
         raise CheckpointError(f"refusing to export into {str(directory)!r}: it is a training checkpoint "
                               "(a run's resumable state); export to a new folder")

@@ -26,12 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from ..config import DreamTextConfig
-from ..errors import CheckpointError
-from ..model.checkpoint import latest_checkpoint, load_state_into, read_tensors, save_checkpoint
 from ..model.verifier import VERIFIER_FORMAT, WordVerifier, ctc_logp_per_char, greedy_readings, verifier_state
 from .loop import run_steps
-from .utils import (MetricsLogger, check_finite, flatten_optimizer_state, lr_at, prune_checkpoints, step_batches,
-                    step_seed, unflatten_optimizer_state)
+from .small_model import export_weights, resume_run, save_run_checkpoint
+from .utils import MetricsLogger, check_finite, lr_at, step_batches, step_seed
 
 
 def degrade(image: torch.Tensor, mask: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:
@@ -55,15 +53,6 @@ def degrade(image: torch.Tensor, mask: torch.Tensor, prob: float, generator: tor
     noise_sd = torch.rand(b, 1, 1, 1, generator=generator) * 0.12
     out = torch.where(pick(), out + noise_sd * torch.randn(out.shape, generator=generator), out)
     return (mask * out + (1 - mask) * image).clamp(-1, 1)  # the region degraded, the context as it was
-
-
-def _save(out_dir: Path, cfg: DreamTextConfig, model: WordVerifier, opt: torch.optim.Optimizer, step: int) -> Path:
-    opt_tensors, opt_meta = flatten_optimizer_state(opt.state_dict())
-    path = save_checkpoint(out_dir / "checkpoints" / f"step_{step}", cfg,
-                           {"model": model.state_dict(), "optimizer": opt_tensors},
-                           {"kind": "verifier", "format": VERIFIER_FORMAT, "step": step, "optimizer": opt_meta})
-    prune_checkpoints(out_dir / "checkpoints", 2)
-    return path
 
 
 @torch.no_grad()
@@ -99,20 +88,11 @@ def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = Fal
     out_dir = Path(out_dir)
     model, step = WordVerifier(v), 0
     opt = torch.optim.AdamW(model.parameters(), lr=v.lr, weight_decay=1e-4)
-    ckpt = latest_checkpoint(out_dir) if resume else None
-    if resume and ckpt is None and out_dir.exists() and any((out_dir / "checkpoints").glob("step_*")):
-        raise CheckpointError(f"{str(out_dir)!r} has no complete verifier checkpoint to resume from")
-    if ckpt is not None:
-        state = verifier_state(ckpt)
-        load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
-        opt.load_state_dict(unflatten_optimizer_state(read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"]))
-        step = int(state["step"])
-    elif out_dir.exists() and any((out_dir / "checkpoints").glob("step_*")):
-        raise CheckpointError(f"{str(out_dir)!r} already holds a verifier run: pass --resume or another --out")
+    step, resumed = resume_run(out_dir, model, opt, resume, verifier_state, "verifier")
     model.train()
     data_cfg = cfg.override({"train.batch_size": v.batch_size})
     batches = step_batches(data_cfg, 0, 1, v.seed, start_micro=step)
-    logger = MetricsLogger(out_dir, resume_step=step if ckpt is not None else None, tensorboard=False)
+    logger = MetricsLogger(out_dir, resume_step=step if resumed else None, tensorboard=False)
     start_step, recent = step, []
 
     def step_fn(step: int) -> dict:
@@ -136,7 +116,8 @@ def train_verifier(cfg: DreamTextConfig, out_dir: str | Path, resume: bool = Fal
         return {"loss/ctc": loss.item(), "acc_ci": float(np.mean(recent)), "lr": opt.param_groups[0]["lr"]}
 
     run = run_steps(step, v.steps, step_fn, log_every=v.log_every, on_log=logger.log,
-                    save=lambda s: _save(out_dir, cfg, model, opt, s), ckpt_every=v.ckpt_every,
+                    save=lambda s: save_run_checkpoint(out_dir, cfg, model, opt, s, kind="verifier",
+                                                       fmt=VERIFIER_FORMAT), ckpt_every=v.ckpt_every,
                     progress=progress, desc="train-verifier",
                     postfix=lambda r: {"ctc": f"{r['loss/ctc']:.3f}", "acc": f"{r['acc_ci']:.2f}"})
     step, stopped = run.step, (None if run.stopped == "finished" else run.stopped)
@@ -160,12 +141,5 @@ def export_verifier(run_or_ckpt: str | Path, dest: str | Path, *, force: bool = 
 
     ``dest`` is checked as ``checkpoint.export_mode`` says (a user's folder is never replaced).
     """
-    from ..model.checkpoint import export_mode, read_config, resolve_checkpoint
-
-    merge = export_mode(dest, kind="verifier", force=force)
-    ckpt = resolve_checkpoint(run_or_ckpt)
-    state = verifier_state(ckpt)
-    tensors = read_tensors(ckpt / "model.safetensors")
-    return save_checkpoint(dest, read_config(ckpt), {"model": tensors},
-                           {"kind": "verifier", "format": VERIFIER_FORMAT, "step": state["step"],
-                            "source": str(ckpt)}, merge=merge)
+    return export_weights(run_or_ckpt, dest, kind="verifier", fmt=VERIFIER_FORMAT, state_of=verifier_state,
+                          force=force)
