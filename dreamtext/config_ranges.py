@@ -27,8 +27,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "vae_scale": (1, 64),
     "text.dim": (8, 8192), "text.layers": (1, 64), "text.heads": (1, 128), "text.proj_dim": (1, 8192),
     "text.vis_size": (8, 4096), "text.vis_patch": (1, 512), "text.vis_dim": (8, 8192), "text.vis_layers": (1, 64),
-    "text.vis_heads": (1, 128), "text.init_temperature": (1e-4, 10),
+    "text.vis_heads": (1, 128), "text.init_temperature": (1e-4, 10), "text.ff_dim": (0, 65536),
     "unet.block_out_channels": (1, 8192), "unet.layers_per_block": (1, 16), "unet.attention_heads": (1, 128),
+    "unet.head_channels": (0, 8192),
+    "vae.block_out_channels": (1, 8192), "vae.layers_per_block": (1, 16), "vae.norm_groups": (1, 1024),
+    "vae.scaling_factor": (1e-6, 1e6),
     "diffusion.num_train_timesteps": (2, 100_000), "diffusion.beta_start": (0, 1), "diffusion.beta_end": (0, 1),
     "loss.alpha": (0, 1e6), "loss.beta": (0, 1e6), "loss.gamma": (0, 1e6), "loss.k_gt": (0, INF),
     "loss.s_min": (1, 4096), "loss.cond_dropout": (0, 1), "loss.ocr": (0, 1e6), "loss.ocr_t_max": (1, 100_000),
@@ -86,6 +89,12 @@ def check_ranges(cfg) -> None:
                           f"(vae_scale × 2^(levels − 1) for {len(cfg.unet.block_out_channels)} UNet levels)")
     if cfg.text.dim % cfg.text.heads:
         raise ConfigError(f"config key 'text.dim' ({cfg.text.dim}) must be divisible by text.heads ({cfg.text.heads})")
+    if cfg.text.activation not in ("gelu", "relu"):
+        raise ConfigError(f"config key 'text.activation' must be 'gelu' or 'relu', got {cfg.text.activation!r}")
+    head = cfg.unet.head_channels
+    if head and any(c % head for c in cfg.unet.block_out_channels):
+        raise ConfigError(f"config key 'unet.head_channels' ({head}) must divide every unet.block_out_channels "
+                          f"({list(cfg.unet.block_out_channels)})")
     if cfg.diffusion.beta_start >= cfg.diffusion.beta_end:
         raise ConfigError(f"config key 'diffusion.beta_start' ({cfg.diffusion.beta_start}) must be below "
                           f"diffusion.beta_end ({cfg.diffusion.beta_end})")

@@ -45,7 +45,9 @@ def test_wrong_image_size_is_a_clear_error():
 def test_trainable_parameter_selection():
     model = DreamTextModel(tiny_test_cfg(**{"unet.trainable": "char_attn", "text.train_during_diffusion": "none"}))
     names = {n for n, p in model.named_parameters() if any(p is q for q in model.trainable_parameters())}
-    assert names and all(".attn2." in n or ".norm2." in n for n in names)
+    assert names and all(".transformer_blocks." in n and (".attn2." in n or ".norm2." in n) for n in names)
+    resnet_params = [p for n, p in model.unet.named_parameters() if ".resnets." in n]
+    assert resnet_params and not any(p.requires_grad for p in resnet_params)  # a ResNet's norm2 is not attn's
     model = DreamTextModel(tiny_test_cfg(**{"text.train_during_diffusion": "last:1"}))
     params = model.trainable_parameters()
     assert sum(p.numel() for p in params) > count_parameters(model.unet)

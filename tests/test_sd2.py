@@ -125,7 +125,13 @@ def test_sd2_model_trains_char_attention_and_encoder_tail(sd2_dir):
     params = {id(p) for p in model.trainable_parameters()}
     names = [n for n, p in model.named_parameters() if id(p) in params]
     unet_names = [n for n in names if n.startswith("unet.")]
-    assert unet_names and all(".attn2." in n or ".norm2." in n for n in unet_names)
+    # Only the transformer blocks' attn2 / norm2: a ResNet's norm2 (its second GroupNorm) stays frozen.
+    assert unet_names and all(".transformer_blocks." in n and (".attn2." in n or ".norm2." in n) for n in unet_names)
+    resnets = [(n, p) for n, p in model.unet.named_parameters() if ".resnets." in n]
+    assert any(".norm2." in n for n, _ in resnets) and not any(p.requires_grad for _, p in resnets)
+    blocks = [n for n, _ in model.unet.named_parameters() if ".transformer_blocks." in n
+              and (".attn2." in n or ".norm2." in n)]
+    assert sorted("unet." + n for n in blocks) == sorted(unet_names)
     assert not any(n.startswith("vae.") for n in names)
     assert "text_encoder.blocks.layers.1.linear1.weight" in names  # last:2 of 2 layers
     assert "text_encoder.char_head.weight" in names and not any(n.startswith("text_encoder.visual.") for n in names)

@@ -3,8 +3,9 @@
 ``NoiseProcess(cfg)`` wraps ``DDPMScheduler`` built from ``cfg.diffusion``:
 ``sample_timesteps``, ``add_noise`` (z_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε) and
 ``target`` (ε, or v for v-prediction). ``make_scheduler(cfg, name)`` gives a
-fresh deterministic sampler scheduler with the same betas: ``ddim`` (η = 0, trailing timesteps),
-``euler`` (Euler discrete, no churn) or ``dpm++`` (DPM-Solver++ 2M).
+fresh deterministic sampler scheduler with the same betas, built by ``SCHEDULERS[name]``: ``ddim`` (η = 0,
+trailing timesteps), ``euler`` (Euler discrete, no churn), ``dpm++`` (DPM-Solver++ 2M) or ``euler-edm`` (the
+released DreamText/UDiffText sampler, :mod:`dreamtext.diffusion.euler_edm`).
 """
 
 from __future__ import annotations
@@ -75,21 +76,48 @@ class NoiseProcess:
         return self.scheduler.get_velocity(x0, noise, t)
 
 
-def make_scheduler(cfg: DreamTextConfig, name: str | None = None):
-    """A fresh sampler scheduler (``ddim`` | ``euler`` | ``dpm++``) with the training betas; deterministic."""
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+def _ddim(base: dict):
+    from diffusers import DDIMScheduler
 
+    # "trailing" spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed",
+    # table 2): the first step is t = T − 1, where z_T ~ N(0, I) is what the model was trained to see.
+    # diffusers' default "leading" starts 10 steps at t = 901, where the cosine schedule still expects
+    # √ᾱ = 0.15 of signal in z_t that pure noise lacks (recon NED 0.919 → 0.886 at step 2,000, BENCHMARKS).
+    return DDIMScheduler(**base, set_alpha_to_one=False, timestep_spacing="trailing")
+
+
+def _without_clip(base: dict) -> dict:
+    return {k: v for k, v in base.items() if k != "clip_sample"}
+
+
+def _euler(base: dict):
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(**_without_clip(base), steps_offset=1)
+
+
+def _dpmpp(base: dict):
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler(**_without_clip(base), algorithm_type="dpmsolver++", solver_order=2,
+                                       steps_offset=1)
+
+
+def _euler_edm(base: dict):
+    from .euler_edm import EulerEDMScheduler
+
+    return EulerEDMScheduler(**_without_clip(base), timestep_spacing="trailing")
+
+
+# Sampler name (config.SAMPLERS) → builder of its scheduler from the DDPM settings of ``_ddpm_config``.
+SCHEDULERS = {"ddim": _ddim, "euler": _euler, "dpm++": _dpmpp, "euler-edm": _euler_edm}
+assert tuple(SCHEDULERS) == SAMPLERS, "config.SAMPLERS and the scheduler builders disagree"
+
+
+def make_scheduler(cfg: DreamTextConfig, name: str | None = None):
+    """A fresh sampler scheduler (one of ``SCHEDULERS``) with the training betas; deterministic."""
     name = name or cfg.sample.sampler
-    base = _ddpm_config(cfg)
-    if name == "ddim":
-        # "trailing" spacing (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed",
-        # table 2): the first step is t = T − 1, where z_T ~ N(0, I) is what the model was trained to see.
-        # diffusers' default "leading" starts 10 steps at t = 901, where the cosine schedule still expects
-        # √ᾱ = 0.15 of signal in z_t that pure noise lacks (recon NED 0.919 → 0.886 at step 2,000, BENCHMARKS).
-        return DDIMScheduler(**base, set_alpha_to_one=False, timestep_spacing="trailing")
-    common = {k: v for k, v in base.items() if k != "clip_sample"}
-    if name == "euler":
-        return EulerDiscreteScheduler(**common, steps_offset=1)
-    if name == "dpm++":
-        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2, steps_offset=1)
-    raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    build = SCHEDULERS.get(name)
+    if build is None:
+        raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    return build(_ddpm_config(cfg))

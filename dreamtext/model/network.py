@@ -24,21 +24,31 @@ from ..config import DreamTextConfig
 from ..errors import ConfigError, ImageError
 from .attention import AttentionStore, install_attention_processors
 from .text_encoder import TextEncoder
-from .unet import build_unet, is_char_attn_param, load_sd2_unet, load_vae
+from .unet import build_unet, build_vae, char_attn_parameters, load_sd2_unet, load_vae
 
 
 class DreamTextModel(nn.Module):
     def __init__(self, cfg: DreamTextConfig, load_base: bool = True):
         """``load_base``: for a latent preset with ``cfg.unet.base_path``, load the SD2 weights (False when a
-        checkpoint will overwrite them anyway; the VAE is still read from the base directory)."""
+        checkpoint will overwrite them anyway; the VAE is still read from the base directory).
+
+        A latent preset without a base path (a converted release, ``dreamtext convert``) is built from the
+        config alone — UNet from ``cfg.unet``, VAE from ``cfg.vae`` — when its weights come from elsewhere: a
+        checkpoint (``load_base=False``) or a fine-tune's ``train.init_from``."""
         super().__init__()
         self.cfg = cfg
-        if cfg.latent and not cfg.unet.base_path:
+        from_config = cfg.latent and not cfg.unet.base_path
+        if from_config and load_base and not cfg.train.init_from:
             raise ConfigError("the latent (sd2) preset needs unet.base_path: a local diffusers-format "
-                              "SD2-inpainting directory with unet/, vae/ and scheduler/")
+                              "SD2-inpainting directory with unet/, vae/ and scheduler/ (or train.init_from: "
+                              "a converted or trained model whose weights the network starts from)")
         self.text_encoder = TextEncoder(cfg)
         self.vae = None
-        if cfg.latent:
+        if from_config:
+            self.unet = build_unet(cfg)
+            self.vae = build_vae(cfg)
+            self.latent_scale = float(cfg.vae.scaling_factor)
+        elif cfg.latent:
             self.unet = load_sd2_unet(cfg, cfg.unet.base_path, load_weights=load_base)
             self.vae = load_vae(cfg.unet.base_path)
             self.latent_scale = float(getattr(self.vae.config, "scaling_factor", 0.18215))
@@ -149,8 +159,9 @@ class DreamTextModel(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Set ``requires_grad`` per cfg.unet.trainable / cfg.text.train_during_diffusion; return those parameters.
 
-        unet.trainable: "all", or "char_attn" (every attn2.* and norm2.*, plus conv_in when the glyph prior
-        adds its channel to a pretrained UNet). text.train_during_diffusion: "all", "none", or "last:N"
+        unet.trainable: "all", or "char_attn" (each transformer block's cross-attention attn2 and its norm2 —
+        chosen by module, so no ResNet norm2 — plus conv_in when the glyph prior or the style reference adds
+        channels to a pretrained UNet). text.train_during_diffusion: "all", "none", or "last:N"
         (ψ's last N transformer layers, its final norm, the heads H_l/H_t/H_v and the temperature;
         the ViT trunk ξ stays frozen). The VAE never trains, nor does anything the objective does not use
         (H_pos; τ unless loss.align_form=infonce; the encoder heads and ξ when loss.beta=0), so that every
@@ -161,10 +172,10 @@ class DreamTextModel(nn.Module):
         if mode == "all":
             self.unet.requires_grad_(True)
         elif mode == "char_attn":
-            for name, p in self.unet.named_parameters():
-                if is_char_attn_param(name) or ((self.cfg.glyph_prior or self.cfg.style_ref)
-                                                and name.startswith("conv_in.")):
-                    p.requires_grad_(True)
+            for p in char_attn_parameters(self.unet).values():
+                p.requires_grad_(True)
+            if self.cfg.glyph_prior or self.cfg.style_ref:
+                self.unet.conv_in.requires_grad_(True)
         else:
             raise ConfigError(f"unet.trainable must be 'all' or 'char_attn', got {mode!r}")
         te = self.text_encoder

@@ -1,8 +1,9 @@
 """The character-level text encoder ψ, its heads, the visual encoder ξ and their pre-training loss (DESIGN §2).
 
 ψ (UDiffText's "label encoder"): character embedding + fixed sinusoidal
-position encoding + a pre-norm transformer encoder → one vector per character
-slot, (B, L, d). That sequence is the UNet's cross-attention context.
+position encoding + a transformer encoder (pre-norm with a final LayerNorm by default; the
+released LabelEncoder's post-norm ReLU layers with ``text.norm_first`` / ``final_norm`` false) → one vector
+per character slot, (B, L, d). That sequence is the UNet's cross-attention context.
 
 Heads used by the losses (§4) and the pre-training (§2):
 
@@ -38,9 +39,11 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return pe
 
 
-def _transformer(dim: int, layers: int, heads: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=4 * dim, dropout=0.0, activation="gelu",
-                                       batch_first=True, norm_first=True)
+def _transformer(dim: int, layers: int, heads: int, ff_dim: int = 0, activation: str = "gelu",
+                 norm_first: bool = True) -> nn.TransformerEncoder:
+    """``layers`` PyTorch encoder layers over (B, N, dim); ``ff_dim`` 0: a 4·dim feed-forward."""
+    layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ff_dim or 4 * dim, dropout=0.0,
+                                       activation=activation, batch_first=True, norm_first=norm_first)
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
@@ -81,8 +84,9 @@ class TextEncoder(nn.Module):
         self.max_len = cfg.max_len
         self.embed = nn.Embedding(VOCAB_SIZE, t.dim)
         self.register_buffer("positions", sinusoidal_positions(cfg.max_len, t.dim), persistent=False)
-        self.blocks = _transformer(t.dim, t.layers, t.heads)
-        self.norm = nn.LayerNorm(t.dim)
+        self.blocks = _transformer(t.dim, t.layers, t.heads, t.ff_dim, t.activation, t.norm_first)
+        # The released LabelEncoder has no final norm (text.final_norm false): ψ is the last layer's output.
+        self.norm = nn.LayerNorm(t.dim) if t.final_norm else nn.Identity()
         self.char_head = nn.Linear(t.dim, VOCAB_SIZE)  # H_l
         self.pos_head = nn.Linear(t.dim, cfg.max_len)  # H_pos
         self.text_proj = nn.Linear(t.dim, t.proj_dim)  # H_t

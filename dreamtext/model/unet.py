@@ -15,6 +15,10 @@
   its cross-attention switched off. With the glyph prior (§12) ``conv_in``
   gains one input channel whose weights start at zero.
 - ``load_vae(path)``: the directory's ``vae/`` (AutoencoderKL), frozen.
+- ``build_vae(cfg)``: an AutoencoderKL of the widths in ``cfg.vae`` (a latent model without a base directory,
+  e.g. one converted from the released weights), frozen; its weights come from the checkpoint.
+- ``char_attn_parameters(unet)``: what ``unet.trainable=char_attn`` trains, chosen by module: each transformer
+  block's cross-attention ``attn2`` and its norm ``norm2`` (never a ResNet's ``norm2``).
 """
 
 from __future__ import annotations
@@ -42,9 +46,13 @@ def build_unet(cfg: DreamTextConfig):
     from diffusers import UNet2DConditionModel
 
     u = cfg.unet
-    for c in u.block_out_channels:
-        if c % u.attention_heads:
-            raise ValueError(f"unet width {c} is not divisible by unet.attention_heads={u.attention_heads}")
+    if u.head_channels:  # heads per block from the channels per head (SD2: 64 → 5, 10, 20, 20)
+        heads = tuple(c // u.head_channels for c in u.block_out_channels)
+    else:
+        for c in u.block_out_channels:
+            if c % u.attention_heads:
+                raise ValueError(f"unet width {c} is not divisible by unet.attention_heads={u.attention_heads}")
+        heads = u.attention_heads
     return UNet2DConditionModel(
         sample_size=tuple(cfg.latent_size),
         in_channels=cfg.unet_in_channels,
@@ -56,9 +64,25 @@ def build_unet(cfg: DreamTextConfig):
         norm_num_groups=_norm_groups(tuple(u.block_out_channels)),
         cross_attention_dim=cfg.text.dim,
         # diffusers' attention_head_dim=N means N heads (DESIGN §11).
-        attention_head_dim=u.attention_heads,
+        attention_head_dim=heads,
         only_cross_attention=u.only_cross_attention,
+        use_linear_projection=u.linear_projection,
     )
+
+
+def build_vae(cfg: DreamTextConfig):
+    """A frozen AutoencoderKL of the widths in ``cfg.vae`` with ``cfg.latent_channels`` latent channels."""
+    from diffusers import AutoencoderKL
+
+    v = cfg.vae
+    levels = len(v.block_out_channels)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=cfg.latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=tuple(v.block_out_channels), layers_per_block=v.layers_per_block,
+        norm_num_groups=v.norm_groups, sample_size=int(cfg.image_size[0]), scaling_factor=v.scaling_factor,
+    )
+    return vae.requires_grad_(False).eval()
 
 
 def _require(path: Path, what: str) -> Path:
@@ -67,9 +91,23 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def is_char_attn_param(name: str) -> bool:
-    """Parameters of the character cross-attention and its norm (what ``unet.trainable=char_attn`` trains)."""
-    return ".attn2." in name or ".norm2." in name
+def char_attn_parameters(unet) -> dict[str, torch.nn.Parameter]:
+    """name → parameter of every transformer block's cross-attention ``attn2`` and its norm ``norm2``: what
+    ``unet.trainable=char_attn`` trains. Chosen by module (diffusers' BasicTransformerBlock), not by name: a
+    ResNet block has a ``norm2`` too (its second GroupNorm), which stays frozen."""
+    from diffusers.models.attention import BasicTransformerBlock
+
+    found = {}
+    for block_name, block in unet.named_modules():
+        if not isinstance(block, BasicTransformerBlock):
+            continue
+        for part in ("attn2", "norm2"):
+            module = getattr(block, part, None)
+            if module is None:
+                continue
+            for name, p in module.named_parameters():
+                found[f"{block_name}.{part}.{name}"] = p
+    return found
 
 
 def load_sd2_unet(cfg: DreamTextConfig, path: str | Path, load_weights: bool = True):
