@@ -309,7 +309,7 @@ class SampleConfig:
     # word — as the reference of an edit; False samples without it (the region masked only, as the paper).
     # No effect on a model without the input.
     use_style_ref: bool = True
-    # Detail at the photo's resolution (DESIGN §16): a region more than `upscale_min`× larger than its model
+    # Detail at the photo's resolution (docs/editing.md): a region more than `upscale_min`× larger than its model
     # window is enlarged bilinearly ("bilinear", the paper's paste-back), then sharpened with an unsharp mask
     # scaled to the enlargement ("unsharp") or given its detail back by the learned refiner ("refiner": the
     # upsampled crop, the photo around it and — with the style reference — the old word at full resolution).

@@ -48,7 +48,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "sample.steps": (1, MAX_STEPS), "sample.guidance": (0, MAX_GUIDANCE), "sample.eta": (0, 1),
     "sample.restarts": (0, MAX_RESTARTS),
     "sample.restart_strength": (0, 1), "sample.attn_frac": (0, 1), "sample.feather": (0, 10),
-    "sample.rectify_deg": (0, 90), "sample.candidates": (1, MAX_CANDIDATES),
+    "sample.rectify_deg": (0, 90), "sample.candidates": (1, MAX_CANDIDATES), "sample.upscale_min": (0, 1000),
     "pretrain.steps": (1, INF), "pretrain.batch_size": (2, 1 << 20), "pretrain.lr": (1e-12, 10),
     "pretrain.warmup_steps": (0, INF), "pretrain.log_every": (0, INF), "pretrain.eval_batches": (0, 1 << 20),
     "pretrain.vocab": (0, INF),
@@ -56,6 +56,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "verifier.batch_size": (1, 1 << 20), "verifier.lr": (1e-12, 10), "verifier.warmup_steps": (0, INF),
     "verifier.log_every": (0, INF), "verifier.ckpt_every": (0, INF), "verifier.seed": (0, MAX_SEED),
     "verifier.degrade_prob": (0, 1), "verifier.eval_records": (1, 1 << 20),
+    "refiner.channels": (1, 4096), "refiner.dilations": (1, 64), "refiner.steps": (1, INF),
+    "refiner.batch_size": (1, 1 << 16), "refiner.pairs_per_step": (1, 1 << 16), "refiner.crop": (8, 4096),
+    "refiner.lr": (1e-12, 10), "refiner.warmup_steps": (0, INF), "refiner.grad_weight": (0, 1000),
+    "refiner.log_every": (0, INF), "refiner.ckpt_every": (0, INF), "refiner.seed": (0, MAX_SEED),
+    "refiner.blur_max": (0, 10), "refiner.noise_max": (0, 255), "refiner.ref_prob": (0, 1),
+    "refiner.eval_pairs": (0, 1 << 20),
 }
 
 

@@ -25,7 +25,7 @@ class SampleOptions:
     """One edit's sampling: ``steps`` sampler steps with ``sampler``, classifier-free ``guidance``, ``restarts``
     restart passes at ``restart_strength``, ``blend`` paste-back, ``mask_rule`` for the returned masks,
     ``candidates`` samples per region (best of N), ``style_ref`` (the old word as the reference, DESIGN §13:
-    true only for a model that has the input), ``upscale`` (detail of regions larger than the window, §16)."""
+    true only for a model that has the input), ``upscale`` (detail of regions larger than the window)."""
 
     steps: int
     guidance: float

@@ -1,4 +1,4 @@
-"""Training examples of the detail refiner (DESIGN §16): a base output enlarged as the paste-back enlarges it,
+"""Training examples of the detail refiner (docs/editing.md): a base output enlarged as the paste-back enlarges it,
 beside the photo at full resolution and the ground truth there.
 
 From a same-style pair (``pairs.StylePairs``: source scene with the old word, target with the new one) the

@@ -1,4 +1,4 @@
-"""Detail at the photo's resolution: what the paste-back does to a crop enlarged from the model's window (§16).
+"""Detail at the photo's resolution: what the paste-back does to a crop enlarged from the model's window.
 
 ``sample.upscale`` picks how the enlarged crop (the window warped back to the region's box, bilinear) gets
 its detail back before it is blended in; a region enlarged by at most ``sample.upscale_min`` is left as it is:

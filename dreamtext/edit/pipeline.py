@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config_ranges import MAX_REGIONS
+from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad
 from ..errors import CheckpointError, RegionError
 from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
-from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad
+from .candidates import StepBar, candidate_seed, noise_generators, pick_candidates  # noqa: F401 (candidate_seed: API)
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .layout import check_phrase, chunk_cells, layout, sub_quad
 from .results import EditResult, RegionResult
@@ -121,7 +122,7 @@ class DreamTextPipeline:
         ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
         region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
         region's original pixels, the old word, as the reference; False: the region masked only) / ``upscale``
-        (a region larger than the model's window: "bilinear", "unsharp" or "refiner", DESIGN §16) default to
+        (a region larger than the model's window: "bilinear", "unsharp" or "refiner", docs/editing.md) default to
         ``cfg.sample``; ``seed`` makes the result bit-identical on the same machine (None: a random seed).
         """
         return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,
@@ -174,7 +175,7 @@ class DreamTextPipeline:
         if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
             batch = {k: v.repeat(o.candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
         # 2. all regions of all jobs (and candidates) sampled in one batch
-        bar = _StepBar() if progress else None
+        bar = StepBar() if progress else None
         out = sample_with_attention(self.model, self.model.make_cond(batch), self.scheduler(o.sampler), o.steps,
                                     o.guidance, noise_generators(seeds, [p.item_quads for p in prepared], o.candidates),
                                     progress=bar, restarts=o.restarts, restart_strength=o.restart_strength)
@@ -185,14 +186,14 @@ class DreamTextPipeline:
         # 3. best of K: the verifier keeps one candidate per region
         picks = all_crops = None
         if o.candidates > 1:
-            picks = self._pick_candidates(crops, batch["mask"][:, 0].cpu().numpy(),
+            picks = pick_candidates(self.verifier, self.cfg.max_len, crops, batch["mask"][:, 0].cpu().numpy(),
                                           [c.text for p in prepared for cs in p.chunks for c in cs] * o.candidates,
                                           n_items)
             keep = [c * n_items + j for j, c in enumerate(picks.chosen)]
             all_crops = crops.reshape(o.candidates, n_items, *crops.shape[1:])  # (K, n, H, W, 3)
             crops = crops[keep]
             crop_masks = None if crop_masks is None else crop_masks[keep]
-        # 4. each photo's crops pasted back, given their detail back where the window was enlarged (§16)
+        # 4. each photo's crops pasted back, given their detail back where the window was enlarged
         detail = self._detail(o)
         results, first = [], 0
         for job in prepared:
@@ -241,16 +242,6 @@ class DreamTextPipeline:
             self._schedulers[name] = make_scheduler(self.cfg, name)
         return self._schedulers[name]
 
-    def _pick_candidates(self, crops: np.ndarray, masks: np.ndarray, texts: list[str], n_items: int):
-        """The verifier's scores of K·n crops → the best candidate of each of the n regions."""
-        from ..model.verifier import score_crops
-
-        scored = score_crops(self.verifier, crops, masks, texts, self.cfg.max_len)
-        scores = scored.logp_per_char.reshape(-1, n_items)  # (K, n)
-        chosen = scores.argmax(axis=0)  # the first of equal scores: candidate 0 wins a tie
-        readings = [scored.readings[c * n_items + j] for j, c in enumerate(chosen)]
-        return _CandidatePicks(scores=scores, chosen=chosen, readings=readings)
-
     def _paste(self, img, quads, texts, chunks, pieces, blend, mask_rule, detail=None) -> EditResult:
         """One photograph's generated crops pasted back, its masks warped to image coordinates.
 
@@ -297,7 +288,7 @@ class DreamTextPipeline:
         """One chunk's character masks: (at the crop's resolution, in the photo bool (n, H, W)).
 
         ``cm`` (n, h', w'): the §3 masks; "strokes" narrows them to the letters' pixels — in the crop, and for a
-        region enlarged from its window (§16) again in the ``pasted`` photo at the region's own resolution, so
+        region enlarged from its window again in the ``pasted`` photo at the region's own resolution, so
         their outlines are the photo's pixels, not the window's enlarged.
         """
         from ..model.char_masks import refine_to_strokes
@@ -382,55 +373,3 @@ class _Job:
     batch: dict
     matrices: list
     crops: list
-
-
-@dataclass
-class _CandidatePicks:
-    scores: np.ndarray  # (K, n) verifier log p(text | crop) per character
-    chosen: np.ndarray  # (n,) index of the kept candidate per region
-    readings: list[str]  # the verifier's reading of each kept crop
-
-
-def noise_generators(seeds: list[int], quads: list[list], candidates: int = 1):
-    """The noise generators of one sampling batch: one per job, seeded ``seeds[i]``, drawing for its regions.
-
-    One job of one sample draws all its regions from its generator at once (what ``edit`` always did); several
-    jobs, or K > 1 candidates, get a list with one generator per batch item: candidate 0 of each region from its
-    job's generator, candidate c from one seeded ``candidate_seed(seed, c)``.
-    """
-    import torch
-
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
-    per_region = [g for g, q in zip(generators, quads) for _ in q]
-    if candidates <= 1:
-        return generators[0] if len(generators) == 1 else per_region
-    return per_region + [g for c in range(1, candidates)
-                         for g, q in zip([torch.Generator().manual_seed(candidate_seed(s, c)) for s in seeds], quads)
-                         for _ in q]
-
-
-def candidate_seed(seed: int, candidate: int) -> int:
-    """The noise seed of candidate ``candidate`` ≥ 1 of a job seeded ``seed`` (candidate 0 uses ``seed`` itself)."""
-    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, candidate, 0xCA4D1]).generate_state(2, np.uint32)
-    return (int(state[0]) & 0x7FFFFFFF) << 32 | int(state[1])
-
-
-class _StepBar:
-    """A tqdm bar over sampling steps, driven by the sampler's progress callback.
-
-    The bar opens on the first step with the total the sampler reports (every pass, restarts included).
-    """
-
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, step: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc="sampling", unit="step", leave=False)
-        self.bar.update(step - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

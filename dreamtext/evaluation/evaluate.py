@@ -40,8 +40,8 @@ import numpy as np
 
 from ..errors import ConfigError
 # The protocol's public names stay importable from here (dreamtext.evaluate is the documented entry point).
-from .protocol import (TASKS, EvalSettings, _verifier_identity, check_device, evaluate_part, load_pipeline,
-                       open_records, sample_strip, sampling_options, style_ref_used, target_text, weights_sha256)
+from .protocol import (TASKS, EvalSettings, _refiner_identity, _verifier_identity, check_device, evaluate_part,
+                       load_pipeline, open_records, sample_strip, sampling_options, style_ref_used, target_text, weights_sha256)
 from .style_eval import STYLE_METRIC_KEYS
 
 __all__ = ["TASKS", "EvalSettings", "check_device", "evaluate", "evaluate_part", "load_pipeline", "open_records",
@@ -114,6 +114,9 @@ def evaluate(settings: EvalSettings, out_dir: str | Path, pipeline=None, progres
         "weights_sha256": None if settings.ceiling_only else weights_hash,
         # best of N: which judge picked the kept samples (None when each record had one sample)
         "verifier": None if settings.ceiling_only or candidates <= 1 else _verifier_identity(cfg),
+        # the paste-back's detail refiner (None unless sample.upscale = "refiner")
+        "refiner": (_refiner_identity(cfg) if not settings.ceiling_only
+                    and sampling_options(settings, cfg).upscale == "refiner" else None),
         "glyph_prior": bool(cfg.glyph_prior),
         # DESIGN §13: whether the model has the style reference, and whether this run showed it the old word
         "style_ref": {"model": bool(cfg.style_ref), "used": style_ref_used(settings, cfg)},

@@ -234,6 +234,15 @@ def _verifier_identity(cfg) -> dict:
             "weights_sha256": weights_sha256(load_verifier(path)[0])}
 
 
+def _refiner_identity(cfg) -> dict:
+    """Where the detail refiner of ``cfg.sample.refiner`` came from and the SHA-256 of its weights."""
+    from ..model.refiner import SHIPPED_REFINER_DIR, load_refiner
+
+    path = cfg.sample.refiner
+    return {"path": str(path) if path else f"shipped ({SHIPPED_REFINER_DIR.name})",
+            "weights_sha256": weights_sha256(load_refiner(path)[0])}
+
+
 def load_pipeline(settings: EvalSettings, pipeline):
     """The pipeline (None for a ceiling-only run without a checkpoint) and the config the data is cut with."""
     from ..config import load_config

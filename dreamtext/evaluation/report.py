@@ -111,7 +111,10 @@ def render_markdown(results: dict, has_grids: bool) -> str:
         head.insert(4, f"- sampling: {s['sampler']}, {s['steps']} steps{restarts}, guidance {s['guidance']}, seed "
                        f"{results['seed']} (sample *i* uses seed + *i*); glyph prior "
                        f"{'on' if results['glyph_prior'] else 'off'}; recognition loss "
-                       f"{results.get('recognition_loss') or 'off'}")
+                       f"{results.get('recognition_loss') or 'off'}; paste-back detail "
+                       f"{s.get('upscale', 'bilinear')}"
+                       + (f" (refiner `{results['refiner']['path']}`, sha256 "
+                          f"`{results['refiner']['weights_sha256'][:16]}…`)" if results.get("refiner") else ""))
         if results.get("verifier"):  # the numbers are of the kept sample of several, say so and by which judge
             v = results["verifier"]
             head.insert(5, f"- **best of {s['candidates']} candidates** per record, kept by the word verifier "

@@ -1,4 +1,4 @@
-"""The detail refiner: the edited word as crisp as the photo around it (DESIGN §16, issue 28).
+"""The detail refiner: the edited word as crisp as the photo around it (issue 28; docs/editing.md).
 
 The model writes into a 32×128 window; a word 150 pixels tall in the photo is that window enlarged some
 8×, so pasted back bilinearly its letters are as soft as a 16-pixel word blown up. The refiner is a small

@@ -1,0 +1,168 @@
+"""Detail at the photo's resolution (issue 28): the paste-back's upscale modes on the paired benchmark, per height.
+
+    OMP_NUM_THREADS=1 python benchmarks/upscale_modes.py --out runs/bench/upscale            # whole split, v7
+    OMP_NUM_THREADS=1 python benchmarks/upscale_modes.py --limit 48 --refiner runs/refiner --out /tmp/u
+
+Each pair of the paired split (``dreamtext eval --task style``'s, same seeds: pair i is seeded i) is sampled
+once with the model's default options; its crop is then pasted back with each ``sample.upscale`` mode
+(bilinear, unsharp, refiner) and each result is scored against the ground-truth edit as the style task scores
+it (``style_eval.score_pair``: sharpness ratio, SSIM, text-colour and background CIEDE2000; the evaluation OCR
+for SeqAcc). The sampling being shared, the modes differ only by their paste-back: a difference between them is
+the mode's, not the sampler's. Per word-height bucket (16–32, 32–64, 64–160 px): medians of the sharpness ratio
+and colour errors, means of SSIM and SeqAcc, and the median CPU seconds of the detail step alone per region.
+
+Writes ``OUT/rows.jsonl`` (one row per pair and mode), ``OUT/summary.json``, ``OUT/summary.md`` and
+``OUT/tallest.png`` (the tallest words: source | bilinear | unsharp | refiner | truth, at 100 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+MODES = ("bilinear", "unsharp", "refiner")
+
+
+def run(args) -> dict:
+    from dreamtext.data.geometry import bbox, enlargement, fill_quad, window_to_box
+    from dreamtext.data.pairs import StylePairs, height_bucket
+    from dreamtext.edit.detail import restore_detail
+    from dreamtext.edit.paste import paste_back, quad_height
+    from dreamtext.edit.pipeline import DreamTextPipeline
+    from dreamtext.evaluation import metrics as M
+    from dreamtext.evaluation.ocr import make_recognizer, rectify_quad
+    from dreamtext.evaluation.style_eval import score_pair
+    from dreamtext.model.refiner import load_refiner
+
+    pipe = DreamTextPipeline.from_pretrained(args.ckpt)
+    refiner = load_refiner(args.refiner)[0]
+    pairs = StylePairs(pipe.cfg)
+    recognizer = make_recognizer("rapidocr")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, pictures = [], []
+    n = len(pairs) if args.limit is None else min(args.limit, len(pairs))
+    t_start = time.perf_counter()
+    with open(out_dir / "rows.jsonl", "w") as f:
+        for i in range(n):
+            source, truth = pairs.pair(i)
+            quad = source.word_quad
+            res = pipe.edit(source.image, [quad], [truth.text], upscale="bilinear", seed=i)
+            piece = res.regions[0]
+            upscale = enlargement(piece.matrix)
+            box = bbox(quad, piece.feather_px + 2, source.image.shape[:2])
+            back = window_to_box(piece.crop, piece.matrix, box)
+            patch = source.image[box[1]:box[3], box[0]:box[2]]
+            region = fill_quad(quad - np.array(box[:2], np.float32), patch.shape[:2]) > 0
+            use_ref = pipe.cfg.style_ref and pipe.cfg.sample.use_style_ref
+            outputs = {}
+            for mode in MODES:
+                detail = partial(restore_detail, mode, has_ref=use_ref, refiner=refiner,
+                                 upscale_min=pipe.cfg.sample.upscale_min)
+                t0 = time.perf_counter()
+                detail(back, patch, region, upscale)  # the detail step alone, timed on its own
+                seconds = time.perf_counter() - t0
+                out = paste_back(source.image, piece.crop, piece.matrix, quad, piece.feather_px, pipe.cfg.sample.blend,
+                                 detail=None if mode == "bilinear" else detail)
+                if mode == "bilinear":
+                    assert np.array_equal(out, np.asarray(res.image)), "the re-paste must equal the pipeline's"
+                reading = recognizer.read([rectify_quad(out, quad)])[0]
+                row = {"index": i, "mode": mode, "target": truth.text, "ocr": reading,
+                       "seq_acc_ci": M.seq_acc(reading, truth.text), "upscale": upscale, "detail_seconds": seconds,
+                       **score_pair(out, truth, quad)}
+                f.write(json.dumps(row) + "\n")
+                rows.append(row)
+                outputs[mode] = out
+            pictures.append((quad_height(quad), source.image, outputs, truth.image, quad))
+            pictures = sorted(pictures, key=lambda p: -p[0])[:4]
+            if (i + 1) % 10 == 0 or i + 1 == n:
+                el = time.perf_counter() - t_start
+                print(f"{i + 1}/{n} pairs, {el / (i + 1):.1f} s a pair", file=sys.stderr, flush=True)
+    summary = summarise(rows)
+    summary["run"] = {"ckpt": args.ckpt or "shipped", "refiner": args.refiner or "shipped", "pairs": n,
+                      "height_bucket_of": "measured word height (quad_height)", "sampling": "model default"}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "summary.md").write_text(table(summary))
+    picture(pictures, out_dir / "tallest.png")
+    print(table(summary))
+    return summary
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per mode and bucket ("all" too): n, medians of the sharpness ratio and colour errors, means of SSIM and
+    SeqAcc, median detail seconds."""
+    from dreamtext.data.pairs import HEIGHT_BUCKETS
+
+    buckets = ["all"] + [f"{lo}-{hi}" for lo, hi in HEIGHT_BUCKETS]
+    out = {}
+    for mode in MODES:
+        out[mode] = {}
+        for b in buckets:
+            part = [r for r in rows if r["mode"] == mode and (b == "all" or r["height_bucket"] == b)]
+            if not part:
+                continue
+
+            def med(key):
+                vals = [r[key] for r in part if r.get(key) is not None and np.isfinite(r[key])]
+                return float(statistics.median(vals)) if vals else float("nan")
+
+            out[mode][b] = {"n": len(part), "sharpness_ratio": med("sharpness_ratio"),
+                            "ssim_gt": float(np.mean([r["ssim_gt"] for r in part])),
+                            "text_color_de": med("text_color_de"), "background_de": med("background_de"),
+                            "seq_acc_ci": float(np.mean([r["seq_acc_ci"] for r in part])),
+                            "detail_seconds": med("detail_seconds"), "upscale": med("upscale")}
+    return out
+
+
+def table(summary: dict) -> str:
+    lines = ["| mode | bucket | n | enlargement (median) | sharpness ratio (median) | SSIM | text ΔE (median) | "
+             "background ΔE (median) | SeqAcc ci | detail s / region (median) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for mode in MODES:
+        for b, m in summary.get(mode, {}).items():
+            lines.append(f"| {mode} | {b} | {m['n']} | {m['upscale']:.1f} | {m['sharpness_ratio']:.2f} | "
+                         f"{m['ssim_gt']:.3f} | {m['text_color_de']:.1f} | {m['background_de']:.2f} | "
+                         f"{100 * m['seq_acc_ci']:.1f} % | {m['detail_seconds']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def picture(pictures, path: Path) -> None:
+    """The tallest words at 100 %: source | bilinear | unsharp | refiner | truth, one row each."""
+    from PIL import Image
+
+    from dreamtext.evaluation.metrics import quad_box
+    from dreamtext.io_utils import atomic_save_image
+
+    strips = []
+    for _, source, outputs, truth, quad in pictures:
+        rows, cols = quad_box(quad, source.shape[:2])
+        panels = [source] + [outputs[m] for m in MODES] + [truth]
+        crops = [p[rows, cols] for p in panels]
+        gap = np.full((crops[0].shape[0], 6, 3), 255, np.uint8)
+        strips.append(np.concatenate([x for c in crops for x in (c, gap)][:-1], 1))
+    if not strips:
+        return
+    width = max(s.shape[1] for s in strips)
+    padded = [np.pad(s, ((0, 6), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips]
+    atomic_save_image(path, Image.fromarray(np.concatenate(padded, 0)))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ckpt", default=None, help="the model (default: the shipped one)")
+    p.add_argument("--refiner", default=None, help="a train-refiner run or export (default: the shipped one)")
+    p.add_argument("--limit", type=int, default=None, help="the first N pairs (default: the whole split)")
+    p.add_argument("--out", required=True)
+    run(p.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

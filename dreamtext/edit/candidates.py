@@ -1,0 +1,73 @@
+"""Best of N and the sampling batch's noise: which generator draws each region's noise, and which candidate wins.
+
+Kept apart from the pipeline so that the seeding rule (candidate 0 = the one-sample result) has one owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CandidatePicks:
+    scores: np.ndarray  # (K, n) verifier log p(text | crop) per character
+    chosen: np.ndarray  # (n,) index of the kept candidate per region
+    readings: list[str]  # the verifier's reading of each kept crop
+
+
+def noise_generators(seeds: list[int], quads: list[list], candidates: int = 1):
+    """The noise generators of one sampling batch: one per job, seeded ``seeds[i]``, drawing for its regions.
+
+    One job of one sample draws all its regions from its generator at once (what ``edit`` always did); several
+    jobs, or K > 1 candidates, get a list with one generator per batch item: candidate 0 of each region from its
+    job's generator, candidate c from one seeded ``candidate_seed(seed, c)``.
+    """
+    import torch
+
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    per_region = [g for g, q in zip(generators, quads) for _ in q]
+    if candidates <= 1:
+        return generators[0] if len(generators) == 1 else per_region
+    return per_region + [g for c in range(1, candidates)
+                         for g, q in zip([torch.Generator().manual_seed(candidate_seed(s, c)) for s in seeds], quads)
+                         for _ in q]
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """The noise seed of candidate ``candidate`` ≥ 1 of a job seeded ``seed`` (candidate 0 uses ``seed`` itself)."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, candidate, 0xCA4D1]).generate_state(2, np.uint32)
+    return (int(state[0]) & 0x7FFFFFFF) << 32 | int(state[1])
+
+
+def pick_candidates(verifier, max_len: int, crops: np.ndarray, masks: np.ndarray, texts: list[str], n_items: int):
+    """The verifier's scores of K·n crops → the best candidate of each of the n regions."""
+    from ..model.verifier import score_crops
+
+    scored = score_crops(verifier, crops, masks, texts, max_len)
+    scores = scored.logp_per_char.reshape(-1, n_items)  # (K, n)
+    chosen = scores.argmax(axis=0)  # the first of equal scores: candidate 0 wins a tie
+    readings = [scored.readings[c * n_items + j] for j, c in enumerate(chosen)]
+    return CandidatePicks(scores=scores, chosen=chosen, readings=readings)
+
+
+class StepBar:
+    """A tqdm bar over sampling steps, driven by the sampler's progress callback.
+
+    The bar opens on the first step with the total the sampler reports (every pass, restarts included).
+    """
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, step: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="sampling", unit="step", leave=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
