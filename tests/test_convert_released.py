@@ -260,3 +260,12 @@ def test_vae_state_has_the_released_attention_shapes(sources):
     state = ldm_vae_state(sources[2])
     assert state["first_stage_model.encoder.mid.attn_1.q.weight"].ndim == 4
     assert "first_stage_model.decoder.up.0.block.2.conv1.weight" in state  # bottom-up numbering, lpb + 1 blocks
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("command", [["edit", "photo.png", "--box", "1,1,9,9", "--text", "a", "-o", "o.png"],
+                                     ["serve"]])
+def test_edit_and_serve_take_a_device_and_refuse_a_missing_one_in_one_line(tmp_path, capsys, command):
+    assert main([*command, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CUDA is not available" in err

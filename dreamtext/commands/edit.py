@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--masks", help="also write the result with each character's predicted mask in its own colour")
     p.add_argument("--spec", help="a JSON list of jobs to run instead of one image")
     add_sampling_options(p)
+    p.add_argument("--device", default="cpu",
+                   help="where the model samples: cpu (default), cuda or cuda:N; the initial noise is drawn on "
+                        "the CPU, so a seed picks the same noise on either")
     p.set_defaults(func=run)
 
 
@@ -90,6 +93,9 @@ def check_output_path(path, what: str) -> Path:
 def run(args) -> int:
     from ..sample_options import SampleOptions
 
+    from ..evaluation.protocol import check_device
+
+    check_device(args.device)
     if args.spec:
         if args.image or args.regions or args.text:
             raise DreamTextError("give either --spec or an image with --box/--quad and --text, not both")
@@ -109,7 +115,7 @@ def run(args) -> int:
     cfg = model_config(args.ckpt)
     SampleOptions.resolve(cfg, **{k: v for k, v in sampling_kwargs(args).items() if k != "seed"})
     image = check_job_inputs(args.image, regions, args.text, cfg, args.seed, args.candidates)
-    pipe = load_pipeline(args.ckpt)
+    pipe = load_pipeline(args.ckpt, args.device)
     result = pipe.edit(image, regions, args.text, progress=True, **sampling_kwargs(args))
     write_result(result, out, masks)
     print(f"wrote {out}" + (f" and {masks}" if masks else ""))
@@ -152,10 +158,10 @@ def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=No
     return img
 
 
-def load_pipeline(ckpt: str | None):
+def load_pipeline(ckpt: str | None, device: str = "cpu"):
     from ..edit.pipeline import DreamTextPipeline
 
-    return DreamTextPipeline.from_pretrained(ckpt)
+    return DreamTextPipeline.from_pretrained(ckpt, device=device)
 
 
 def sampling_kwargs(args) -> dict:
@@ -244,7 +250,7 @@ def run_spec(args) -> int:
     from tqdm.auto import tqdm
 
     jobs = load_spec(args.spec)
-    pipe = load_pipeline(args.ckpt)
+    pipe = load_pipeline(args.ckpt, args.device)
     defaults = sampling_kwargs(args)
     failures = 0
     for job in tqdm(jobs, desc="edit", unit="job"):

@@ -16,6 +16,7 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default {d.port})")
     p.add_argument("--ckpt", default=None,
                    help="pipeline dir, checkpoint dir or training run dir (default: the shipped model)")
+    p.add_argument("--device", default="cpu", help="where the model samples: cpu (default), cuda or cuda:N")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
                    help=f"largest accepted upload in MiB (default {d.max_upload_mb:g})")
     p.add_argument("--max-side", type=int, default=d.max_side,
@@ -31,8 +32,10 @@ def run(args) -> int:
     import importlib.util
 
     from ..errors import ConfigError
+    from ..evaluation.protocol import check_device
     from ..web.app import serve, settings_from_args
 
+    check_device(args.device)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     import math
@@ -47,5 +50,5 @@ def run(args) -> int:
         raise ConfigError("the web page needs Gradio: pip install 'dreamtext[web]'")
     settings = settings_from_args(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
                                   max_side=args.max_side, max_regions=args.max_regions, max_queue=args.max_queue)
-    serve(settings, args.ckpt)
+    serve(settings, args.ckpt, device=args.device)
     return 0

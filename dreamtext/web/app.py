@@ -357,11 +357,11 @@ def _boxes_for_preview(spec: str, image: np.ndarray) -> tuple[list[np.ndarray], 
 # ----------------------------------------------------------------------------- serving
 
 
-def pipeline_edit_fn(ckpt: str | None) -> tuple[EditFn, int, dict[str, Any]]:
-    """Load the pipeline: its ``edit``, the model's ``max_len`` and its sampling defaults."""
+def pipeline_edit_fn(ckpt: str | None, device: str = "cpu") -> tuple[EditFn, int, dict[str, Any]]:
+    """Load the pipeline (on ``device``): its ``edit``, the model's ``max_len`` and its sampling defaults."""
     from ..edit.pipeline import DreamTextPipeline
 
-    pipe = DreamTextPipeline.from_pretrained(ckpt)
+    pipe = DreamTextPipeline.from_pretrained(ckpt, device=device)
     cfg = pipe.cfg
     defaults = {"steps": cfg.sample.steps, "guidance": cfg.sample.guidance, "sampler": cfg.sample.sampler,
                 "restarts": cfg.sample.restarts, "blend": cfg.sample.blend, "mask_rule": cfg.sample.mask_rule,
@@ -375,8 +375,9 @@ def pipeline_edit_fn(ckpt: str | None) -> tuple[EditFn, int, dict[str, Any]]:
 
 def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn | None = None,
           max_len: int | None = None, defaults: dict[str, Any] | None = None,
-          stop: threading.Event | None = None) -> None:
-    """Serve the page until SIGINT/SIGTERM (or ``stop`` is set); remove the temp folder after.
+          stop: threading.Event | None = None, device: str = "cpu") -> None:
+    """Serve the page until SIGINT/SIGTERM (or ``stop`` is set); remove the temp folder after. The model
+    samples on ``device`` (cpu, cuda, cuda:N).
 
     The model is loaded first (a bad ``ckpt`` fails before anything is
     created). Gradio's upload cache is pointed into the temp folder through
@@ -388,7 +389,7 @@ def serve(settings: ServeSettings, ckpt: str | None = None, *, edit_fn: EditFn |
     if "gradio" in sys.modules:
         raise RuntimeError("serve() must run before gradio is imported (GRADIO_TEMP_DIR is read at import)")
     if edit_fn is None:
-        edit_fn, max_len, defaults = pipeline_edit_fn(ckpt)
+        edit_fn, max_len, defaults = pipeline_edit_fn(ckpt, device)
     if settings.host not in LOOPBACK_HOSTS:
         print(f"warning: serving on {settings.host}: anyone who can reach this address can use the page",
               file=sys.stderr)
