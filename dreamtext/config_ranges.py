@@ -19,6 +19,9 @@ MAX_RESTARTS = 20
 MAX_CANDIDATES = 16  # samples per region the word verifier chooses among
 MAX_SEED = 2**63 - 1  # seeds are 0 … 2^63 − 1 (torch.Generator.manual_seed's non-negative range)
 MAX_REGIONS = 32  # regions one job (one photo) may ask for: each is a whole sampling batch row
+# Model windows sampled in one UNet batch (regions × chunks × candidates of all jobs of a call); more are sampled
+# in groups of this many, so memory stays flat (~1.5 GB for the tiny preset at 48).
+MAX_SAMPLE_BATCH = 48
 # dotted key → (low, high): low ≤ value ≤ high, every value finite. A tuple value is checked element by element.
 RANGES: dict[str, tuple[float, float]] = {
     "max_len": (1, 256),

@@ -256,3 +256,30 @@ def test_half_export_halves_the_file_and_reloads_close(pipe, pipe_dir, tmp_path)
         assert b[k].dtype == a[k].dtype  # loading casts back to the model's dtype
         if a[k].is_floating_point():
             torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-4)
+
+
+def test_many_windows_are_sampled_in_bounded_groups(pipe, monkeypatch):
+    """Past MAX_SAMPLE_BATCH windows the batch is sampled in groups, each window with its own generator: the
+    grouping does not change the result (up to the batched UNet's last bits), and every UNet call is bounded."""
+    import dreamtext.edit.pipeline as P
+
+    boxes = [(4 + 30 * i, 8, 30 + 30 * i, 30) for i in range(5)]
+    texts = ["ab", "cd", "ef", "gh", "ij"]
+    calls = []
+    handle = pipe.model.register_forward_pre_hook(lambda mod, args: calls.append(args[0].shape[0]))
+    results = {}
+    try:
+        for cap in (2, 3):
+            monkeypatch.setattr(P, "MAX_SAMPLE_BATCH", cap)
+            calls.clear()
+            results[cap] = np.asarray(pipe.edit(photo(), boxes, texts, steps=2, seed=7).image).astype(int)
+            groups = -(-5 // cap)
+            assert len(calls) == 2 * groups and max(calls) <= 2 * cap  # 2 steps a group; ×2: the CFG twin
+        monkeypatch.setattr(P, "MAX_SAMPLE_BATCH", 48)
+        calls.clear()
+        whole = np.asarray(pipe.edit(photo(), boxes, texts, steps=2, seed=7).image).astype(int)
+        assert calls == [10, 10]
+    finally:
+        handle.remove()
+    assert np.abs(results[2] - results[3]).max() <= 2
+    assert not np.array_equal(whole, results[2])  # one batch: the job's one generator, as always

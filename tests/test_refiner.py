@@ -11,7 +11,7 @@ from dreamtext.data.geometry import context_window, enlargement, warp, window_to
 from dreamtext.edit.detail import restore_detail, unsharp
 from dreamtext.errors import CheckpointError, ConfigError
 from dreamtext.model.refiner import DetailRefiner, load_refiner, refine_patch
-from tests._pipeline_fixtures import photo, save_random_pipeline
+from _pipeline_fixtures import photo, save_random_pipeline
 
 
 def _sobel_energy(img: np.ndarray) -> float:

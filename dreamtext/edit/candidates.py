@@ -35,6 +35,23 @@ def noise_generators(seeds: list[int], quads: list[list], candidates: int = 1):
                          for _ in q]
 
 
+def window_generators(seeds: list[int], quads: list[list], candidates: int = 1) -> list:
+    """One generator per window of a batch too large for one UNet call (``MAX_SAMPLE_BATCH``), seeded by (job
+    seed, candidate, window): a window's noise then depends on nothing batched with it, so any grouping of the
+    batch gives the same result. Order: candidate-major, then job, then window (the batch's own order)."""
+    import torch
+
+    return [torch.Generator().manual_seed(window_seed(s, c, j))
+            for c in range(candidates) for s, q in zip(seeds, quads) for j in range(len(q))]
+
+
+def window_seed(seed: int, candidate: int, window: int) -> int:
+    """The noise seed of window ``window`` (a region's chunk, in job order) of candidate ``candidate``."""
+    state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, candidate, window, 0x3B1D]).generate_state(
+        2, np.uint32)
+    return (int(state[0]) & 0x7FFFFFFF) << 32 | int(state[1])
+
+
 def candidate_seed(seed: int, candidate: int) -> int:
     """The noise seed of candidate ``candidate`` ≥ 1 of a job seeded ``seed`` (candidate 0 uses ``seed`` itself)."""
     state = np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32, candidate, 0xCA4D1]).generate_state(2, np.uint32)

@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config_ranges import MAX_REGIONS
+from ..config_ranges import MAX_REGIONS, MAX_SAMPLE_BATCH
 from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad
 from ..errors import CheckpointError, RegionError
 from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
-from .candidates import StepBar, candidate_seed, noise_generators, pick_candidates  # noqa: F401 (candidate_seed: API)
+from .candidates import (StepBar, candidate_seed, noise_generators, pick_candidates,  # noqa: F401 (candidate_seed: API)
+                         window_generators)
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .layout import check_phrase, chunk_cells, layout, sub_quad
 from .results import EditResult, RegionResult
@@ -148,7 +149,7 @@ class DreamTextPipeline:
         """
         import torch
 
-        from ..diffusion.sampling import sample_with_attention
+        from ..diffusion.sampling import SampleOutput, sample_with_attention
         from ..io_utils import read_image_rgb
 
         o = SampleOptions.resolve(self.cfg, steps=steps, guidance=guidance, sampler=sampler, restarts=restarts,
@@ -174,13 +175,27 @@ class DreamTextPipeline:
         n_items = len(batch["token_ids"])
         if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
             batch = {k: v.repeat(o.candidates, *([1] * (v.dim() - 1))) for k, v in batch.items()}
-        # 2. all regions of all jobs (and candidates) sampled in one batch
+        # 2. all regions of all jobs (and candidates) sampled in one batch — or, past MAX_SAMPLE_BATCH windows, in
+        # groups of that many, each window with a generator of its own, so memory stays flat however many there are
         bar = StepBar() if progress else None
-        out = sample_with_attention(self.model, self.model.make_cond(batch), self.scheduler(o.sampler), o.steps,
-                                    o.guidance, noise_generators(seeds, [p.item_quads for p in prepared], o.candidates),
-                                    progress=bar, restarts=o.restarts, restart_strength=o.restart_strength)
+        quads_per_job = [p.item_quads for p in prepared]
+        total = len(batch["token_ids"])
+        groups = [(0, total)] if total <= MAX_SAMPLE_BATCH else [(a, min(a + MAX_SAMPLE_BATCH, total))
+                                                                   for a in range(0, total, MAX_SAMPLE_BATCH)]
+        generators = (noise_generators(seeds, quads_per_job, o.candidates) if len(groups) == 1
+                      else window_generators(seeds, quads_per_job, o.candidates))
+        parts = []
+        for g, (a, b) in enumerate(groups):
+            part = {k: v[a:b] for k, v in batch.items()}
+            report = None if bar is None else (lambda step, n, g=g: bar(g * n + step, len(groups) * n))
+            parts.append(sample_with_attention(
+                self.model, self.model.make_cond(part), self.scheduler(o.sampler), o.steps, o.guidance,
+                generators if len(groups) == 1 else generators[a:b], progress=report, restarts=o.restarts,
+                restart_strength=o.restart_strength))
         if bar is not None:
             bar.close()
+        out = parts[0] if len(parts) == 1 else SampleOutput(
+            x0=torch.cat([p.x0 for p in parts]), attn=None if parts[0].attn is None else torch.cat([p.attn for p in parts]))
         crops = to_uint8(out.x0)
         crop_masks = out.char_masks().cpu().numpy() if out.attn is not None else None
         # 3. best of K: the verifier keeps one candidate per region
