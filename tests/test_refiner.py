@@ -195,3 +195,21 @@ def test_stroke_masks_come_at_the_regions_resolution(tmp_path):
     # every letter pixel of the photo near a character's §3 mask got one
     near = attention.regions[0].char_masks.any(0)
     assert (union[strokes & near]).all()
+
+
+def test_a_wrong_refiner_is_refused_before_the_model_loads(tmp_path):
+    """`dreamtext edit` checks the refiner beside the other inputs: one error line, nothing sampled or written."""
+    import subprocess
+    import sys
+
+    from dreamtext.io_utils import atomic_save_image
+
+    model = save_random_pipeline(tmp_path / "model", **{"sample.refiner": str(tmp_path / "model")})
+    atomic_save_image(tmp_path / "in.png", photo(120, 400))
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, "-m", "dreamtext.cli", "edit", str(tmp_path / "in.png"), "--box",
+                           "40,30,360,100", "--text", "abc", "--ckpt", str(model), "--upscale", "refiner",
+                           "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("error:") == 1 and "not a detail refiner" in proc.stderr
+    assert not out.exists()

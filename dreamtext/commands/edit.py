@@ -114,7 +114,7 @@ def run(args) -> int:
 
     cfg = model_config(args.ckpt)
     SampleOptions.resolve(cfg, **{k: v for k, v in sampling_kwargs(args).items() if k != "seed"})
-    image = check_job_inputs(args.image, regions, args.text, cfg, args.seed, args.candidates)
+    image = check_job_inputs(args.image, regions, args.text, cfg, args.seed, args.candidates, args.upscale)
     pipe = load_pipeline(args.ckpt, args.device)
     result = pipe.edit(image, regions, args.text, progress=True, **sampling_kwargs(args))
     write_result(result, out, masks)
@@ -132,9 +132,10 @@ def print_verifier_readings(result) -> None:
                   f"(verifier log p per character: {scores}); the verifier reads {r.verifier_reading!r}")
 
 
-def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=None):
+def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=None, upscale=None):
     """The photo read (→ uint8 array: the pipeline takes it as is), every region, text, the seed and, for best of
-    N, the verifier checked: a bad input is one error line before any model is loaded or any pixel sampled."""
+    N, the verifier (for ``upscale = "refiner"`` the refiner) checked: a bad input is one error line before any
+    model is loaded or any pixel sampled."""
     from ..config_ranges import MAX_REGIONS
     from ..edit.layout import check_phrase
     from ..edit.regions import check_legible, parse_region
@@ -155,6 +156,11 @@ def check_job_inputs(image, regions: list, texts: list, cfg, seed, candidates=No
         from ..model.verifier import SHIPPED_VERIFIER_DIR, verifier_state
 
         verifier_state(resolve_checkpoint(cfg.sample.verifier or SHIPPED_VERIFIER_DIR))
+    if (upscale if upscale is not None else cfg.sample.upscale) == "refiner":
+        from ..model.checkpoint import resolve_checkpoint
+        from ..model.refiner import SHIPPED_REFINER_DIR, refiner_state
+
+        refiner_state(resolve_checkpoint(cfg.sample.refiner or SHIPPED_REFINER_DIR))
     return img
 
 
@@ -240,7 +246,8 @@ def run_job(pipe, job: dict, defaults: dict) -> str:
         raise DreamTextError(f"'style_ref' must be true or false, got {job['style_ref']!r}")
     kwargs = {**defaults, **{k: job[k] for k in JOB_OPTIONS if k in job}}
     SampleOptions.resolve(pipe.cfg, **{k: v for k, v in kwargs.items() if k != "seed"})
-    image = check_job_inputs(job["image"], boxes, texts, pipe.cfg, kwargs["seed"], kwargs["candidates"])
+    image = check_job_inputs(job["image"], boxes, texts, pipe.cfg, kwargs["seed"], kwargs["candidates"],
+                             kwargs["upscale"])
     result = pipe.edit(image, boxes, texts, **kwargs)
     write_result(result, out, masks)
     return str(out)

@@ -171,6 +171,7 @@ class DreamTextPipeline:
             item_texts = [c.text for cs in chunks for c in cs]
             batch, matrices, crops = self.prepare(img, item_quads, item_texts, style_ref=o.style_ref)
             prepared.append(_Job(img, job_quads, job_texts, chunks, item_quads, batch, matrices, crops))
+        detail = self._detail(o)  # the refiner loaded (or refused) before any pixel is sampled
         batch = {k: torch.cat([p.batch[k] for p in prepared]) for k in prepared[0].batch}
         n_items = len(batch["token_ids"])
         if o.candidates > 1:  # K tiled copies: item c·n + j is candidate c of region j
@@ -209,7 +210,6 @@ class DreamTextPipeline:
             crops = crops[keep]
             crop_masks = None if crop_masks is None else crop_masks[keep]
         # 4. each photo's crops pasted back, given their detail back where the window was enlarged
-        detail = self._detail(o)
         results, first = [], 0
         for job in prepared:
             n = len(job.item_quads)
