@@ -25,6 +25,11 @@ BLEND_MODES = ("feather", "poisson", "inpaint")  # dreamtext.paste.paste_back
 # sampler (sgm's EulerEDMSampler over LDM's discretisation), the sd2 preset's default.
 SAMPLERS = ("ddim", "euler", "dpm++", "euler-edm")
 MASK_RULES = ("attention", "strokes")  # dreamtext.char_masks.refine_to_strokes for "strokes"
+# The loss forms (dreamtext.train.losses: one implementation each) and the §5 supervision modes.
+MASK_FORMS = ("paper", "code")
+ATTN_FORMS = ("mse", "max_contrast", "ce")
+ALIGN_FORMS = ("cosine", "infonce")
+SUPERVISION_MODES = ("none", "gt", "balanced")
 # sample.upscale: how a region larger than the model's window gets its detail back (dreamtext.model.refiner)
 UPSCALE_MODES = ("bilinear", "unsharp", "refiner")
 

@@ -81,8 +81,22 @@ def _get(cfg, key: str):
     return node
 
 
+def check_choices(cfg) -> None:
+    """Raise ConfigError for a loss form or supervision mode that is not one of its kind's names."""
+    from .config import ALIGN_FORMS, ATTN_FORMS, MASK_FORMS, SUPERVISION_MODES
+
+    c = cfg.loss
+    for key, value, allowed in (("mask_form", c.mask_form, MASK_FORMS), ("attn_form", c.attn_form, ATTN_FORMS),
+                                ("align_form", c.align_form, ALIGN_FORMS),
+                                ("supervision", c.supervision, SUPERVISION_MODES)):
+        if value not in allowed:
+            raise ConfigError(f"loss.{key} must be one of {', '.join(allowed)}; got {value!r}")
+
+
 def check_ranges(cfg) -> None:
-    """Raise ConfigError for the first setting outside its range (RANGES), or two settings that disagree."""
+    """Raise ConfigError for the first setting outside its range (RANGES), a loss form no table knows
+    (``check_choices``), or two settings that disagree."""
+    check_choices(cfg)
     for key, (lo, hi) in RANGES.items():
         value = _get(cfg, key)
         for v in value if isinstance(value, tuple) else (value,):

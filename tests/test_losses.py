@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_batch, tiny_test_cfg  # noqa: E402,F401
 
 from dreamtext.diffusion.noise import NoiseProcess  # noqa: E402
+from dreamtext.config import load_config  # noqa: E402
 from dreamtext.errors import ConfigError  # noqa: E402
 from dreamtext.model.char_masks import predict_char_masks  # noqa: E402
 from dreamtext.model.network import DreamTextModel  # noqa: E402
@@ -125,6 +126,15 @@ def test_max_contrast_attention_loss_on_a_known_map():
     keep = torch.tensor([[True]])
     assert attention_loss(agg, M, keep, "max_contrast").item() == pytest.approx(0.3 - 0.9)
     assert attention_loss(agg, M, keep, "mse").item() == pytest.approx((0.01 + 0.09) / 4)
+
+
+def test_an_unknown_loss_form_is_an_error_not_another_form():
+    """Before: any attn_form that was not mse or ce silently became max_contrast."""
+    agg, keep = torch.full((1, 1, 2, 2), 0.5), torch.ones(1, 1, dtype=torch.bool)
+    with pytest.raises(ConfigError, match="attn_form must be one of mse, max_contrast, ce; got 'maxcontrast'"):
+        attention_loss(agg, torch.zeros(1, 1, 2, 2, dtype=torch.bool), keep, "maxcontrast")
+    with pytest.raises(ConfigError, match="loss.align_form"):
+        load_config("test").override({"loss.align_form": "cos"})  # refused when the config is made
 
 
 def test_ce_attention_loss_on_a_known_map():

@@ -35,19 +35,23 @@ from ..errors import ConfigError
 from ..model.char_masks import aggregate_maps, mask_iou, predict_char_masks, resize_char_masks
 from ..model.text_encoder import info_nce
 
-MASK_FORMS = ("paper", "code")
-ATTN_FORMS = ("mse", "max_contrast", "ce")
-ALIGN_FORMS = ("cosine", "infonce")
-SUPERVISION_MODES = ("none", "gt", "balanced")
+from ..config import ALIGN_FORMS, ATTN_FORMS, MASK_FORMS, SUPERVISION_MODES  # noqa: F401 (their home is config)
 
 
 def check_loss_config(cfg: DreamTextConfig) -> None:
-    c = cfg.loss
-    for key, value, allowed in (("mask_form", c.mask_form, MASK_FORMS), ("attn_form", c.attn_form, ATTN_FORMS),
-                                ("align_form", c.align_form, ALIGN_FORMS),
-                                ("supervision", c.supervision, SUPERVISION_MODES)):
-        if value not in allowed:
-            raise ConfigError(f"loss.{key} must be one of {', '.join(allowed)}; got {value!r}")
+    """ConfigError unless every loss form names one of its kind (also checked when a config is loaded)."""
+    from ..config_ranges import check_choices
+
+    check_choices(cfg)
+
+
+def _form(table: dict, key: str, value: str):
+    """The implementation of loss form ``value`` of ``loss.<key>``: a name it does not know is an error, never
+    another form."""
+    try:
+        return table[value]
+    except KeyError:
+        raise ConfigError(f"loss.{key} must be one of {', '.join(table)}; got {value!r}") from None
 
 
 def mask_source(step: int, cfg: DreamTextConfig) -> str:
@@ -122,15 +126,23 @@ def mask_loss(err: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor, cfg: 
     paper: mean ((1 + γ·M_k) ⊙ err)², M_k = ∨_i M_i at the resolution of ε.
     code:  mean err² + 0.01 · mean_i s_i · (Σ M_i ⊙ err²) / (C · Σ M_i)   (the released code's per-character MSE).
     """
-    hw = tuple(err.shape[-2:])
-    if cfg.loss.mask_form == "paper":
-        union = resize_char_masks(masks.any(dim=1, keepdim=True).float(), hw).float()  # (B, 1, h, w)
-        return ((1.0 + cfg.loss.gamma * union) * err).pow(2).mean()
-    per_char = resize_char_masks(masks.float(), hw).float()  # (B, L, h, w)
+    return _form(MASK_LOSSES, "mask_form", cfg.loss.mask_form)(err, masks, valid, cfg)
+
+
+def _mask_loss_paper(err, masks, valid, cfg):
+    union = resize_char_masks(masks.any(dim=1, keepdim=True).float(), tuple(err.shape[-2:])).float()  # (B, 1, h, w)
+    return ((1.0 + cfg.loss.gamma * union) * err).pow(2).mean()
+
+
+def _mask_loss_code(err, masks, valid, cfg):
+    per_char = resize_char_masks(masks.float(), tuple(err.shape[-2:])).float()  # (B, L, h, w)
     sq = err.pow(2).sum(dim=1)  # (B, h, w)
     inside = (per_char * sq[:, None]).sum((2, 3)) / (err.shape[1] * per_char.sum((2, 3))).clamp_min(1.0)
     w = valid.float()
     return err.pow(2).mean() + 0.01 * (inside * w).sum() / w.sum().clamp_min(1.0)
+
+
+MASK_LOSSES = {"paper": _mask_loss_paper, "code": _mask_loss_code}
 
 
 def attention_loss(agg: torch.Tensor, masks: torch.Tensor, keep: torch.Tensor, form: str) -> torch.Tensor:
@@ -139,15 +151,20 @@ def attention_loss(agg: torch.Tensor, masks: torch.Tensor, keep: torch.Tensor, f
     mse (paper): ‖Ā_i − M_i‖², mean over pixels. max_contrast (UDiffText / released code):
     max((1−M_i)⊙Ā_i) − max(M_i⊙Ā_i). ce (ours): see :func:`attention_ce`.
     """
-    m = masks.float()
-    if form == "ce":
-        return attention_ce(agg, m, keep)
-    if form == "mse":
-        per = (agg - m).pow(2).mean(dim=(2, 3))
-    else:
-        per = (agg * (1 - m)).amax(dim=(2, 3)) - (agg * m).amax(dim=(2, 3))
+    return _form(ATTN_LOSSES, "attn_form", form)(agg, masks.float(), keep)
+
+
+def _per_slot_mean(per: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     w = keep.float()
     return (per * w).sum() / w.sum().clamp_min(1.0)
+
+
+def _attention_mse(agg, m, keep):
+    return _per_slot_mean((agg - m).pow(2).mean(dim=(2, 3)), keep)
+
+
+def _attention_max_contrast(agg, m, keep):
+    return _per_slot_mean((agg * (1 - m)).amax(dim=(2, 3)) - (agg * m).amax(dim=(2, 3)), keep)
 
 
 def attention_ce(agg: torch.Tensor, m: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -179,16 +196,22 @@ def attention_ce(agg: torch.Tensor, m: torch.Tensor, keep: torch.Tensor) -> torc
 def align_loss(model_out: dict, form: str) -> torch.Tensor:
     """L_align: 1 − cos(H_t(ψ(c)), H_v(ξ(I_word))) (paper) or the symmetric InfoNCE over the batch (code)."""
     text, image = model_out["text_emb"], model_out["image_emb"]
-    if form == "cosine":
-        return (1.0 - F.cosine_similarity(text.float(), image.float(), dim=-1)).mean()
-    return info_nce(text, image, model_out["logit_scale"])
+    return _form(ALIGN_LOSSES, "align_form", form)(text, image, model_out["logit_scale"])
+
+
+def _align_cosine(text, image, logit_scale):
+    return (1.0 - F.cosine_similarity(text.float(), image.float(), dim=-1)).mean()
+
+
+ALIGN_LOSSES = {"cosine": _align_cosine, "infonce": info_nce}
+ATTN_LOSSES = {"mse": _attention_mse, "max_contrast": _attention_max_contrast, "ce": attention_ce}
 
 
 def diffusion_losses(model_out: dict, batch: dict, step: int, cfg: DreamTextConfig) -> dict:
     """§4 + §5. Returns scalar tensors ``total`` (with grad), ``mask``, ``attn``, ``align``, ``id`` (the terms,
     detached), ``miou`` (predicted vs ground truth over real slots of samples with ground truth; NaN if none)
-    and ``gt_frac`` (fraction of the batch supervised by ground-truth masks)."""
-    check_loss_config(cfg)
+    and ``gt_frac`` (fraction of the batch supervised by ground-truth masks). The loss forms were checked when
+    the config was loaded (``config_ranges.check_choices``) and a form no table knows is refused by ``_form``."""
     c = cfg.loss
     est = estimate_masks(model_out, batch, step, cfg)
     valid = batch["char_valid"] > 0.5  # (B, L)
