@@ -73,40 +73,52 @@ def bench_source(cfg) -> SynthSource:
     return SynthSource(cfg, seed=BENCH_SEED, num=BENCH_SIZE, split="bench", name="bench")
 
 
+def _synth(arg: str, cfg, split: str, seed: int, strict: bool):
+    if arg and not (arg.isdigit() and int(arg) > 0):
+        raise DatasetError(f"'synth:N' needs a positive record count N, got {arg!r}")
+    return SynthSource(cfg, seed=seed, num=int(arg) if arg else None, split=split)
+
+
+def _bench_long(arg: str, cfg, split: str, seed: int, strict: bool):
+    """Phrases and long words, 13–32 characters, held-out words (DESIGN §14)."""
+    return SynthSource(cfg, seed=BENCH_LONG_SEED, num=BENCH_LONG_SIZE, split="bench", name="bench-long",
+                       text_kind="long")
+
+
+def _reader(module: str, name: str, takes_max_len: bool = True):
+    """A builder of the file reader ``name`` of ``dreamtext.data.<module>``, imported when it is used."""
+    def build(arg: str, cfg, split: str, seed: int, strict: bool):
+        import importlib
+
+        reader = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        return reader(arg, max_len=cfg.max_len, strict=strict) if takes_max_len else reader(arg, strict=strict)
+
+    build.needs_path = True
+    return build
+
+
+# kind → builder(arg, cfg, split, seed, strict); the kinds with `needs_path` read files at `kind:PATH`.
+SOURCE_BUILDERS = {
+    "synth": _synth,
+    "bench": lambda arg, cfg, split, seed, strict: bench_source(cfg),
+    "bench-long": _bench_long,
+    "shards": _reader("shards", "ShardReader", takes_max_len=False),
+    "synthtext": _reader("synthtext", "SynthTextReader"),
+    "textseg": _reader("textseg", "TextSegReader"),
+    "icdar13": _reader("icdar13", "ICDAR13Reader"),
+    "laion_ocr": _reader("laion_ocr", "LaionOCRReader"),
+}
+assert tuple(SOURCE_BUILDERS) == SOURCE_KINDS
+
+
 def open_source(spec: str, cfg, split: str = "train", seed: int = 0, strict: bool = False):
     """A record source from a spec string (module doc). Finite sources have ``len()``."""
     if not isinstance(spec, str) or not spec:
         raise DatasetError(f"data source must be a string such as 'synth' or 'shards:DIR', got {spec!r}")
     kind, _, arg = spec.partition(":")
-    if kind == "synth":
-        if arg and not (arg.isdigit() and int(arg) > 0):
-            raise DatasetError(f"'synth:N' needs a positive record count N, got {arg!r}")
-        return SynthSource(cfg, seed=seed, num=int(arg) if arg else None, split=split)
-    if kind == "bench":
-        return bench_source(cfg)
-    if kind == "bench-long":  # phrases and long words, 13–32 characters, held-out words (DESIGN §14)
-        return SynthSource(cfg, seed=BENCH_LONG_SEED, num=BENCH_LONG_SIZE, split="bench", name="bench-long",
-                           text_kind="long")
-    if kind in ("shards", "synthtext", "textseg", "icdar13", "laion_ocr") and not arg:
+    build = SOURCE_BUILDERS.get(kind)
+    if build is None:
+        raise DatasetError(f"unknown data source {spec!r}; kinds: {', '.join(SOURCE_KINDS)}")
+    if getattr(build, "needs_path", False) and not arg:
         raise DatasetError(f"data source {kind!r} needs a path: '{kind}:PATH'")
-    if kind == "shards":
-        from .shards import ShardReader
-
-        return ShardReader(arg, strict=strict)
-    if kind == "synthtext":
-        from .synthtext import SynthTextReader
-
-        return SynthTextReader(arg, max_len=cfg.max_len, strict=strict)
-    if kind == "textseg":
-        from .textseg import TextSegReader
-
-        return TextSegReader(arg, max_len=cfg.max_len, strict=strict)
-    if kind == "icdar13":
-        from .icdar13 import ICDAR13Reader
-
-        return ICDAR13Reader(arg, max_len=cfg.max_len, strict=strict)
-    if kind == "laion_ocr":
-        from .laion_ocr import LaionOCRReader
-
-        return LaionOCRReader(arg, max_len=cfg.max_len, strict=strict)
-    raise DatasetError(f"unknown data source {spec!r}; kinds: {', '.join(SOURCE_KINDS)}")
+    return build(arg, cfg, split, seed, strict)
