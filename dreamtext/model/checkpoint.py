@@ -263,3 +263,29 @@ def model_path(path: str | Path | None) -> Path:
     if not Path(path).exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     return Path(path)
+
+
+def kind_state(ckpt: Path, kind: str, what: str, command: str) -> dict:
+    """The ``state.json`` of checkpoint directory ``ckpt``; :class:`CheckpointError` unless it says ``kind``
+    (``what``: "a word verifier", ``command``: the one that trains such a model, for the message)."""
+    state = read_json(ckpt / "state.json") if (ckpt / "state.json").is_file() else {}
+    if state.get("kind") != kind:
+        raise CheckpointError(f"{str(ckpt)!r} is not {what} (its state.json says kind {state.get('kind')!r}); "
+                              f"train one with `dreamtext {command}`")
+    return state
+
+
+def load_small_model(path: str | Path | None, shipped: Path, build, state_of, missing: str):
+    """(model in eval mode on the CPU, its DreamTextConfig) of a helper network (verifier, refiner) from a run or
+    checkpoint directory; None: the one shipped in ``shipped`` (``missing``: the message when it is absent).
+    ``build(cfg) -> module``; ``state_of(ckpt)`` checks the checkpoint's kind."""
+    if path is None:
+        path = shipped
+        if not (path / "config.json").is_file():
+            raise CheckpointError(missing)
+    ckpt = resolve_checkpoint(path)
+    state_of(ckpt)
+    cfg = read_config(ckpt)
+    model = build(cfg)
+    load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
+    return model.eval(), cfg

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError
 
 REFINER_FORMAT = "dreamtext.refiner"
 SHIPPED_REFINER_DIR = Path(__file__).resolve().parent.parent / "assets" / "refiner"
@@ -91,28 +90,16 @@ def refine_patch(refiner: DetailRefiner, back: np.ndarray, guide: np.ndarray, re
 
 def refiner_state(ckpt: Path) -> dict:
     """The ``state.json`` of checkpoint directory ``ckpt``; :class:`CheckpointError` unless it is a refiner's."""
-    from .checkpoint import read_json
+    from .checkpoint import kind_state
 
-    state = read_json(ckpt / "state.json") if (ckpt / "state.json").is_file() else {}
-    if state.get("kind") != "refiner":
-        raise CheckpointError(f"{str(ckpt)!r} is not a detail refiner (its state.json says kind "
-                              f"{state.get('kind')!r}); train one with `dreamtext train-refiner`")
-    return state
+    return kind_state(ckpt, "refiner", "a detail refiner", "train-refiner")
 
 
 def load_refiner(path: str | Path | None = None):
     """(refiner in eval mode on the CPU, its DreamTextConfig) from a ``train-refiner`` run or checkpoint
     directory; None: the one shipped in ``dreamtext/assets/refiner``."""
-    from .checkpoint import load_state_into, read_config, read_tensors, resolve_checkpoint
+    from .checkpoint import load_small_model
 
-    if path is None:
-        path = SHIPPED_REFINER_DIR
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"no shipped detail refiner is present in {path}; train one with "
-                                  "`dreamtext train-refiner`, or set sample.upscale=bilinear")
-    ckpt = resolve_checkpoint(path)
-    refiner_state(ckpt)
-    cfg = read_config(ckpt)
-    model = DetailRefiner(cfg.refiner)
-    load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
-    return model.eval(), cfg
+    return load_small_model(path, SHIPPED_REFINER_DIR, lambda cfg: DetailRefiner(cfg.refiner), refiner_state,
+                            f"no shipped detail refiner is present in {SHIPPED_REFINER_DIR}; train one with "
+                            "`dreamtext train-refiner`, or set sample.upscale=bilinear")

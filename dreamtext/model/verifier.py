@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..charset import VOCAB_SIZE, decode
-from ..errors import CheckpointError
 
 VERIFIER_FORMAT = "dreamtext.verifier"
 SHIPPED_VERIFIER_DIR = Path(__file__).resolve().parent.parent / "assets" / "verifier"
@@ -120,28 +119,16 @@ def score_crops(verifier: WordVerifier, crops: np.ndarray, masks: np.ndarray, te
 
 def verifier_state(ckpt: Path) -> dict:
     """The ``state.json`` of checkpoint directory ``ckpt``; :class:`CheckpointError` unless it is a word verifier's."""
-    from .checkpoint import read_json
+    from .checkpoint import kind_state
 
-    state = read_json(ckpt / "state.json") if (ckpt / "state.json").is_file() else {}
-    if state.get("kind") != "verifier":
-        raise CheckpointError(f"{str(ckpt)!r} is not a word verifier (its state.json says kind "
-                              f"{state.get('kind')!r}); train one with `dreamtext train-verifier`")
-    return state
+    return kind_state(ckpt, "verifier", "a word verifier", "train-verifier")
 
 
 def load_verifier(path: str | Path | None = None):
     """(verifier in eval mode on the CPU, its DreamTextConfig) from a ``train-verifier`` run or checkpoint
     directory; None: the one shipped in ``dreamtext/assets/verifier``."""
-    from .checkpoint import load_state_into, read_config, read_tensors, resolve_checkpoint
+    from .checkpoint import load_small_model
 
-    if path is None:
-        path = SHIPPED_VERIFIER_DIR
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"no shipped verifier is present in {path}; train one with "
-                                  "`dreamtext train-verifier` and pass its directory as the verifier")
-    ckpt = resolve_checkpoint(path)
-    verifier_state(ckpt)
-    cfg = read_config(ckpt)
-    model = WordVerifier(cfg.verifier)
-    load_state_into(model, read_tensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
-    return model.eval(), cfg
+    return load_small_model(path, SHIPPED_VERIFIER_DIR, lambda cfg: WordVerifier(cfg.verifier), verifier_state,
+                            f"no shipped verifier is present in {SHIPPED_VERIFIER_DIR}; train one with "
+                            "`dreamtext train-verifier` and pass its directory as the verifier")
