@@ -2,6 +2,11 @@
 
     OMP_NUM_THREADS=1 python benchmarks/upscale_modes.py --out runs/bench/upscale            # whole split, v7
     OMP_NUM_THREADS=1 python benchmarks/upscale_modes.py --limit 48 --refiner runs/refiner --out /tmp/u
+    OMP_NUM_THREADS=1 python benchmarks/upscale_modes.py --time --out runs/bench/upscale-time   # idle CPU
+    # on both cores: two halves, then one summary of both
+    python benchmarks/upscale_modes.py --start 0 --limit 250 --out runs/bench/upscale-a &
+    python benchmarks/upscale_modes.py --start 250 --limit 250 --out runs/bench/upscale-b; wait
+    python benchmarks/upscale_modes.py --summarise runs/bench/upscale-a runs/bench/upscale-b --out runs/bench/upscale
 
 Each pair of the paired split (``dreamtext eval --task style``'s, same seeds: pair i is seeded i) is sampled
 once with the model's default options; its crop is then pasted back with each ``sample.upscale`` mode
@@ -48,10 +53,12 @@ def run(args) -> dict:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, pictures = [], []
-    n = len(pairs) if args.limit is None else min(args.limit, len(pairs))
+    first = args.start
+    last = len(pairs) if args.limit is None else min(first + args.limit, len(pairs))
+    n = last - first
     t_start = time.perf_counter()
     with open(out_dir / "rows.jsonl", "w") as f:
-        for i in range(n):
+        for i in range(first, last):
             source, truth = pairs.pair(i)
             quad = source.word_quad
             res = pipe.edit(source.image, [quad], [truth.text], upscale="bilinear", seed=i)
@@ -82,11 +89,12 @@ def run(args) -> dict:
                 outputs[mode] = out
             pictures.append((quad_height(quad), source.image, outputs, truth.image, quad))
             pictures = sorted(pictures, key=lambda p: -p[0])[:4]
-            if (i + 1) % 10 == 0 or i + 1 == n:
+            done = i + 1 - first
+            if done % 10 == 0 or done == n:
                 el = time.perf_counter() - t_start
-                print(f"{i + 1}/{n} pairs, {el / (i + 1):.1f} s a pair", file=sys.stderr, flush=True)
+                print(f"{done}/{n} pairs, {el / done:.1f} s a pair", file=sys.stderr, flush=True)
     summary = summarise(rows)
-    summary["run"] = {"ckpt": args.ckpt or "shipped", "refiner": args.refiner or "shipped", "pairs": n,
+    summary["run"] = {"ckpt": args.ckpt or "shipped", "refiner": args.refiner or "shipped", "pairs": [first, last],
                       "height_bucket_of": "measured word height (quad_height)", "sampling": "model default"}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "summary.md").write_text(table(summary))
@@ -154,13 +162,62 @@ def picture(pictures, path: Path) -> None:
     atomic_save_image(path, Image.fromarray(np.concatenate(padded, 0)))
 
 
+def time_detail(args) -> dict:
+    """Median seconds of each mode's detail step for one word ``h`` px tall and 5·h wide (its paste-back box: the
+    feather band around it), h = 24, 48, 100, 150; the refiner is the shipped one (or --refiner)."""
+    from dreamtext.config import load_config
+    from dreamtext.edit.detail import restore_detail
+    from dreamtext.model.refiner import load_refiner
+
+    refiner = load_refiner(args.refiner)[0]
+    feather = load_config("tiny").sample.feather
+    rng = np.random.default_rng(0)
+    out = {}
+    for h in (24, 48, 100, 150):
+        pad = int(round(feather * h)) + 2
+        hw = (h + 2 * pad, 5 * h + 2 * pad)
+        back = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+        patch = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+        region = np.zeros(hw, bool)
+        region[pad:-pad, pad:-pad] = True
+        for mode in MODES:
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                restore_detail(mode, back, patch, region, h / 16.0, True, refiner=refiner)
+                times.append(time.perf_counter() - t0)
+            out[f"{mode}@{h}px"] = {"box": list(hw), "median_s": float(statistics.median(times))}
+            print(json.dumps({"mode": mode, "word_height_px": h, "box": list(hw),
+                              "median_s": round(float(statistics.median(times)), 4)}), flush=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "time.json").write_text(json.dumps(out, indent=2))
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ckpt", default=None, help="the model (default: the shipped one)")
     p.add_argument("--refiner", default=None, help="a train-refiner run or export (default: the shipped one)")
-    p.add_argument("--limit", type=int, default=None, help="the first N pairs (default: the whole split)")
+    p.add_argument("--start", type=int, default=0, help="the first pair (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="N pairs from --start (default: to the split's end)")
+    p.add_argument("--summarise", nargs="+", default=None, metavar="DIR",
+                   help="no sampling: one summary of these runs' rows.jsonl (e.g. two halves) into --out")
+    p.add_argument("--time", action="store_true", help="no sampling: time each mode's detail step per word height")
+    p.add_argument("--repeats", type=int, default=5, help="with --time: repeats per height (median)")
     p.add_argument("--out", required=True)
-    run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    if args.time:
+        time_detail(args)
+        return 0
+    if args.summarise:
+        rows = [json.loads(line) for d in args.summarise for line in (Path(d) / "rows.jsonl").read_text().splitlines()]
+        summary = summarise(rows) | {"run": {"parts": args.summarise, "pairs": len({r["index"] for r in rows})}}
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+        (Path(args.out) / "summary.md").write_text(table(summary))
+        print(table(summary))
+        return 0
+    run(args)
     return 0
 
 
