@@ -198,6 +198,9 @@ def test_missing_bundle_files_are_named(tmp_path, bundle, sources):
     (partial / "checkpoints" / "AEs" / "AE_inpainting_2.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"no VAE .*missing checkpoints/AEs/AE_inpainting_2\.safetensors"):
         convert_release(partial, tmp_path / "out", overrides=CONVERT_OVERRIDES)
+    single = {k: v for k, v in released_state(*sources).items() if not k.startswith("conditioner.embedders.0.")}
+    with pytest.raises(CheckpointError, match=r"no LabelEncoder .*a single checkpoint must hold it"):
+        _convert_state(tmp_path, single)
     assert not (tmp_path / "out").exists()
 
 

@@ -187,8 +187,9 @@ def convert_release(source: str | Path, out: str | Path, *, force: bool = False,
     if not encoder_src:
         path = extra.get("label_encoder")
         if path is None or not path.is_file():
-            raise CheckpointError(f"{where} has no LabelEncoder ({ENCODER_PREFIX}*) and the bundle is missing "
-                                  f"checkpoints/{LABEL_ENCODER_CKPT}")
+            raise CheckpointError(f"{where} has no LabelEncoder ({ENCODER_PREFIX}*) and "
+                                  + (f"the bundle is missing checkpoints/{LABEL_ENCODER_CKPT}" if extra else
+                                     "a single checkpoint must hold it: not a DreamText/UDiffText checkpoint"))
         encoder_src, encoder_from = load_lightning_state(path), path
     vae_src, vae_from = rk.with_prefix(main, VAE_PREFIX), main_path
     # The LatentEncoder's copy of the AE (conditioner.embedders.N.model.*), which encodes the masked image.
@@ -203,8 +204,9 @@ def convert_release(source: str | Path, out: str | Path, *, force: bool = False,
     if not vae_src:
         path = extra.get("vae")
         if path is None or not path.is_file():
-            raise CheckpointError(f"{where} has no VAE ({VAE_PREFIX}*) and the bundle is missing "
-                                  f"checkpoints/{AE_FILE}")
+            raise CheckpointError(f"{where} has no VAE ({VAE_PREFIX}*) and "
+                                  + (f"the bundle is missing checkpoints/{AE_FILE}" if extra else
+                                     "a single checkpoint must hold it: not a DreamText/UDiffText checkpoint"))
         vae_src = {k[len(VAE_PREFIX):] if k.startswith(VAE_PREFIX) else k: v for k, v in load_safetensors(path).items()
                    if not k.startswith("loss.")}  # an AE file may keep its training loss (discriminator, LPIPS)
         vae_from = path
