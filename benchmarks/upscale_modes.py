@@ -16,8 +16,9 @@ for SeqAcc). The sampling being shared, the modes differ only by their paste-bac
 the mode's, not the sampler's. Per word-height bucket (16–32, 32–64, 64–160 px): medians of the sharpness ratio
 and colour errors, means of SSIM and SeqAcc, and the median CPU seconds of the detail step alone per region.
 
-Writes ``OUT/rows.jsonl`` (one row per pair and mode), ``OUT/summary.json``, ``OUT/summary.md`` and
-``OUT/tallest.png`` (the tallest words: source | bilinear | unsharp | refiner | truth, at 100 %).
+Writes ``OUT/rows.jsonl`` (one row per pair and mode), ``OUT/summary.json``, ``OUT/summary.md``,
+``OUT/tallest.png`` (the tallest words: source | bilinear | unsharp | refiner | truth, at 100 %) and
+``OUT/crops/`` (each pair's generated window, so ``--from-crops`` can paste the same samples again).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -61,8 +63,16 @@ def run(args) -> dict:
         for i in range(first, last):
             source, truth = pairs.pair(i)
             quad = source.word_quad
-            res = pipe.edit(source.image, [quad], [truth.text], upscale="bilinear", seed=i)
-            piece = res.regions[0]
+            saved = Path(args.from_crops or out_dir) / "crops" / f"{i:05d}.npz"
+            if args.from_crops:  # the base model's crop of an earlier run: only the paste-backs are redone
+                piece = SimpleNamespace(**{k: v[()] if v.ndim == 0 else v for k, v in np.load(saved).items()})
+                bilinear_image = paste_back(source.image, piece.crop, piece.matrix, quad, float(piece.feather_px),
+                                            pipe.cfg.sample.blend)
+            else:
+                res = pipe.edit(source.image, [quad], [truth.text], upscale="bilinear", seed=i)
+                piece, bilinear_image = res.regions[0], np.asarray(res.image)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(saved, crop=piece.crop, matrix=piece.matrix, feather_px=piece.feather_px)
             upscale = enlargement(piece.matrix)
             box = bbox(quad, piece.feather_px + 2, source.image.shape[:2])
             back = window_to_box(piece.crop, piece.matrix, box)
@@ -72,14 +82,15 @@ def run(args) -> dict:
             outputs = {}
             for mode in MODES:
                 detail = partial(restore_detail, mode, has_ref=use_ref, refiner=refiner,
-                                 upscale_min=pipe.cfg.sample.upscale_min)
+                                 upscale_min=pipe.cfg.sample.upscale_min if args.upscale_min is None
+                                 else args.upscale_min)
                 t0 = time.perf_counter()
                 detail(back, patch, region, upscale)  # the detail step alone, timed on its own
                 seconds = time.perf_counter() - t0
                 out = paste_back(source.image, piece.crop, piece.matrix, quad, piece.feather_px, pipe.cfg.sample.blend,
                                  detail=None if mode == "bilinear" else detail)
                 if mode == "bilinear":
-                    assert np.array_equal(out, np.asarray(res.image)), "the re-paste must equal the pipeline's"
+                    assert np.array_equal(out, bilinear_image), "the re-paste must equal the pipeline's"
                 reading = recognizer.read([rectify_quad(out, quad)])[0]
                 row = {"index": i, "mode": mode, "target": truth.text, "ocr": reading,
                        "seq_acc_ci": M.seq_acc(reading, truth.text), "upscale": upscale, "detail_seconds": seconds,
@@ -95,6 +106,7 @@ def run(args) -> dict:
                 print(f"{done}/{n} pairs, {el / done:.1f} s a pair", file=sys.stderr, flush=True)
     summary = summarise(rows)
     summary["run"] = {"ckpt": args.ckpt or "shipped", "refiner": args.refiner or "shipped", "pairs": [first, last],
+                      "from_crops": args.from_crops, "upscale_min": args.upscale_min,
                       "height_bucket_of": "measured word height (quad_height)", "sampling": "model default"}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "summary.md").write_text(table(summary))
@@ -199,6 +211,11 @@ def main(argv=None) -> int:
     p.add_argument("--ckpt", default=None, help="the model (default: the shipped one)")
     p.add_argument("--refiner", default=None, help="a train-refiner run or export (default: the shipped one)")
     p.add_argument("--start", type=int, default=0, help="the first pair (default 0)")
+    p.add_argument("--from-crops", default=None, metavar="DIR",
+                   help="no sampling: the base model's crops an earlier run saved in DIR/crops (another refiner or "
+                        "--upscale-min on the very same samples)")
+    p.add_argument("--upscale-min", type=float, default=None, help="enlargements up to this are left as they are "
+                                                                     "(default: the model's sample.upscale_min)")
     p.add_argument("--limit", type=int, default=None, help="N pairs from --start (default: to the split's end)")
     p.add_argument("--summarise", nargs="+", default=None, metavar="DIR",
                    help="no sampling: one summary of these runs' rows.jsonl (e.g. two halves) into --out")
