@@ -104,10 +104,13 @@ def test_masks_to_image_inverts_the_window():
     assert out.shape == (2, 80, 160) and out.dtype == bool
     ys, xs = np.nonzero(out[0])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (18, 25, 40, 59)
+    # warped as coverage and cut at ½: a 4× enlarged rectangle keeps its sides and loses its four corner pixels
+    # (coverage 0.625² there), not blocks of 4 px
+    assert out[0].sum() == 8 * 20 - 4 and not out[0, 18, 40] and out[0, 18, 41] and out[0, 19, 40]
     assert not out[1].any()
     support = np.zeros((80, 160), bool)
     support[:, :50] = True
-    assert masks_to_image(masks, matrix, (32, 64), (80, 160), support)[0].sum() == 8 * 10
+    assert masks_to_image(masks, matrix, (32, 64), (80, 160), support)[0].sum() == 8 * 10 - 2
 
 
 def test_window_matches_training_for_level_text_and_rotates_tilted_text():

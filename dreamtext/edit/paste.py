@@ -191,8 +191,11 @@ def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, i
     """Model-space masks bool (n, h', w') → bool (n, H, W) in image coordinates.
 
     ``matrix`` maps image pixels to model pixels; masks at a coarser resolution
-    than the model (h' < H_model) are scaled first. ``support`` (bool (H, W))
-    limits the masks to where the image was changed.
+    than the model (h' < H_model) are scaled first. Each mask is warped as coverage
+    (bilinear) and cut at ½, so an enlarged mask's outline runs through the photo's
+    pixels instead of in blocks of the enlargement; disjoint masks stay disjoint
+    (two coverages cannot both pass ½). ``support`` (bool (H, W)) limits the masks
+    to where the image was changed.
     """
     from ..data.geometry import apply_matrix, warp
 
@@ -206,7 +209,7 @@ def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, i
     if x1 <= x0 or y1 <= y0:
         return out
     back = warp(masks.transpose(1, 2, 0).astype(np.float32), translate(-x0, -y0) @ np.linalg.inv(to_mask),
-                (y1 - y0, x1 - x0), border="constant", interpolation="nearest")
+                (y1 - y0, x1 - x0), border="constant", interpolation="linear")
     out[:, y0:y1, x0:x1] = back.reshape(y1 - y0, x1 - x0, n).transpose(2, 0, 1) > 0.5
     if support is not None:
         out &= support[None]
