@@ -190,6 +190,10 @@ class TrainConfig:
     # no autograd).
     compile: bool = False
     compile_backend: str = "inductor"  # any torch.compile backend: "inductor", "aot_eager" (tests), ...
+    # DDP's find_unused_parameters: the model freezes everything the objective does not use
+    # (DreamTextModel.configure_trainable), so every trainable parameter gets a gradient each step and DDP can skip
+    # its search of the autograd graph; set true only for a custom objective that leaves some unused.
+    ddp_find_unused: bool = False
     grad_clip: float = 1.0
     # The UNet's input convolution (conv_in) learns at lr × this: a fine-tune that adds input channels (the style
     # reference, DESIGN §13) starts them at zero and needs them to move faster than the rest, which a small lr

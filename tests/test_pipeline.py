@@ -283,3 +283,10 @@ def test_many_windows_are_sampled_in_bounded_groups(pipe, monkeypatch):
         handle.remove()
     assert np.abs(results[2] - results[3]).max() <= 2
     assert not np.array_equal(whole, results[2])  # one batch: the job's one generator, as always
+
+
+def test_the_old_import_path_still_works():
+    import dreamtext
+    from dreamtext.pipeline import DreamTextPipeline as Old
+
+    assert Old is DreamTextPipeline is dreamtext.DreamTextPipeline

@@ -54,3 +54,13 @@ def test_a_compiled_unet_under_ddp_keeps_the_processes_in_step(tmp_path):
     assert r0["step"] == r1["step"] == 2
     assert r0["weights_digest"] == r1["weights_digest"]
     assert set(r0["first_batch_texts"]).isdisjoint(r1["first_batch_texts"])
+
+
+def test_ddp_needs_no_unused_parameter_search_for_the_shipped_recipe(tmp_path):
+    """train.ddp_find_unused is off: DDP raises at the next step if any trainable parameter got no gradient, so
+    three steps of the shipped model's recipe (glyph prior, style reference on edit pairs, the ce attention loss,
+    balanced supervision switching to predicted masks) under two processes prove every one gets its gradient."""
+    r0, r1 = _torchrun_two(tmp_path, "recipe", "train.max_steps=3", "glyph_prior=true", "style_ref=true",
+                           "data.edit_pairs=0.5", "data.pair_blank_source=0.3", "loss.attn_form=ce",
+                           "loss.supervision=balanced", "loss.k_gt=1")
+    assert r0["step"] == r1["step"] == 3 and r0["weights_digest"] == r1["weights_digest"]

@@ -88,7 +88,7 @@ def make_accelerator(cfg: DreamTextConfig):
         cpu=multi_cpu,
         gradient_accumulation_steps=cfg.train.grad_accum,
         mixed_precision=precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.train.ddp_find_unused)],
     )
 
 
