@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     from dreamtext.config import load_config
-    from dreamtext.data.render import SynthGenerator, SynthParams, _glyph, warm_glyph_cache
+    from dreamtext.data.render import SynthGenerator, SynthParams, warm_glyph_cache
+    from dreamtext.data.text_line import glyph_bitmap as _glyph
     from dreamtext.data.transforms import make_edit_sample, make_model_sample
 
     cfg = load_config(args.preset)

@@ -31,8 +31,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from .backgrounds import sample_background
-from .fonts import list_fonts, load_font
+from .fonts import list_fonts
 from .record import TextRecord
+from .text_line import Arc, apply_h, box_quads, fit_ink_box, glyph_bitmap, layout_line, order_quad
 from .words import long_text, replacement_word, sample_word
 
 MASK_THRESHOLD = 0.4  # coverage above which a pixel belongs to its glyph's mask
@@ -72,53 +73,6 @@ class SynthParams:
         return cls(**{**base, **kw})
 
 
-@functools.lru_cache(maxsize=65536)
-def _glyph(font_path: str, size: int, ch: str) -> tuple[np.ndarray, int, int, float, tuple[int, int, int, int]]:
-    """One character, rendered once per process: coverage uint8 (h, w), its top-left offset from the
-    baseline origin (ox, oy), its advance, and its ink box (x0, y0, x1, y1) inside the bitmap."""
-    font = load_font(font_path, size)
-    core, (ox, oy) = font.getmask2(ch, mode="L", anchor="ls")
-    w, h = core.size
-    bitmap = np.frombuffer(bytes(core), np.uint8).reshape(h, w) if w and h else np.zeros((0, 0), np.uint8)
-    ys, xs = np.nonzero(bitmap)
-    ink = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else (0, 0, 0, 0)
-    return bitmap, ox, oy, float(font.getlength(ch)), ink
-
-
-def _layout(text: str, font_path: str, size: int, tracking: float):
-    """Place the glyphs on a text line (advances summed, ``tracking`` extra pixels between letters).
-
-    Returns alpha float32 (lh, lw) in [0, 1], owner uint8 (lh, lw) (i + 1 of the
-    character with the most coverage, 0 = none), and ink boxes float32 (n, 4) as
-    (x0, y0, x1, y1) in line pixels.
-    """
-    font = load_font(font_path, size)
-    ascent, descent = font.getmetrics()
-    pad = 2 + size // 8
-    glyphs = [_glyph(font_path, size, ch) for ch in text]
-    pen = np.concatenate([[0.0], np.cumsum([g[3] + tracking for g in glyphs[:-1]])]) + pad
-    xs0 = [int(round(p)) + g[1] for p, g in zip(pen, glyphs)]
-    lw = max(max(x + g[0].shape[1] for x, g in zip(xs0, glyphs)), int(pen[-1] + glyphs[-1][3])) + pad
-    lh = ascent + descent + 2 * pad
-    base_y = ascent + pad
-    alpha = np.zeros((lh, lw), np.uint8)
-    owner = np.zeros((lh, lw), np.uint8)
-    boxes = np.zeros((len(text), 4), np.float32)
-    for i, (x0, (g, _, oy, adv, ink)) in enumerate(zip(xs0, glyphs)):
-        gh, gw = g.shape
-        x0 = min(max(x0, 0), lw - gw)
-        y0 = min(max(base_y + oy, 0), lh - gh)
-        if ink[2] > ink[0]:
-            boxes[i] = (x0 + ink[0], y0 + ink[1], x0 + ink[2], y0 + ink[3])
-        else:  # no ink at all: half the x-height above the baseline, as wide as its advance
-            boxes[i] = (x0, base_y - ascent // 2, x0 + max(adv, 1), base_y)
-            continue
-        region = alpha[y0:y0 + gh, x0:x0 + gw]
-        owner[y0:y0 + gh, x0:x0 + gw][g > region] = i + 1
-        np.maximum(region, g, out=region)
-    return alpha.astype(np.float32) * (1.0 / 255.0), owner, boxes
-
-
 @functools.lru_cache(maxsize=1)
 def _noise_tile() -> np.ndarray:
     """Unit Gaussian noise float32 (512, 1024, 1), drawn once: sampling fresh noise per scene costs more
@@ -153,52 +107,9 @@ def warm_glyph_cache(params: "SynthParams | None" = None, chars: str | None = No
     for font in list_fonts():
         for size in glyph_sizes(params):
             for ch in chars or CHARSET:
-                _glyph(font, size, ch)
+                glyph_bitmap(font, size, ch)
                 n += 1
     return n
-
-
-class _Arc:
-    """Bend a text line of width ``lw`` around a circle: total angle ``phi`` (radians, sign = up/down)."""
-
-    def __init__(self, lw: float, lh: float, phi: float):
-        self.cx, self.yc = lw / 2.0, lh / 2.0
-        self.s = 1.0 if phi > 0 else -1.0
-        self.R = lw / abs(phi)
-        self.cy = self.yc + self.s * self.R  # circle centre (below the line for s = +1: a frown)
-
-    def forward(self, pts: np.ndarray) -> np.ndarray:
-        x, y = pts[:, 0], pts[:, 1]
-        theta = (x - self.cx) / self.R
-        rho = self.R + self.s * (self.yc - y)
-        return np.stack([self.cx + rho * np.sin(theta), self.cy - self.s * rho * np.cos(theta)], -1)
-
-    def inverse(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dx, dy = X - self.cx, self.s * (self.cy - Y)
-        rho = np.sqrt(dx * dx + dy * dy)
-        theta = np.arctan2(dx, dy)
-        return self.cx + self.R * theta, self.yc - self.s * (rho - self.R)
-
-
-def _box_quads(boxes: np.ndarray) -> np.ndarray:
-    """(n, 4) boxes → (n, 4, 2) quads TL, TR, BR, BL."""
-    return boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)
-
-
-def _apply_h(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    p = np.concatenate([pts, np.ones((len(pts), 1))], 1) @ H.T
-    return p[:, :2] / p[:, 2:3]
-
-
-def _fit_ink_box(boxes: np.ndarray, onto: np.ndarray) -> np.ndarray:
-    """3×3 affine (float64) mapping the ink box of ``boxes`` (n, 4) onto the ink box of ``onto`` (m, 4),
-    both (x0, y0, x1, y1) per character in line pixels: scaled along and across, then shifted."""
-    def extent(b):
-        return np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()], np.float64)
-
-    (x0, y0, x1, y1), (u0, v0, u1, v1) = extent(boxes), extent(onto)
-    sx, sy = (u1 - u0) / max(x1 - x0, 1e-6), (v1 - v0) / max(y1 - y0, 1e-6)
-    return np.array([[sx, 0.0, u0 - sx * x0], [0.0, sy, v0 - sy * y0], [0.0, 0.0, 1.0]])
 
 
 def _luma(c: np.ndarray) -> float:
@@ -214,20 +125,6 @@ def _contrasting_colour(rng: np.random.Generator, bg_luma: float, min_contrast: 
     sat = rng.uniform(0.0, 0.9) if rng.random() < 0.6 else 0.0
     r, g, b = colorsys.hls_to_rgb(rng.random(), lum, sat)
     return np.array([r, g, b], np.float32) * 255.0
-
-
-def _order_quad(pts: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Order the 4 corners of a rectangle as TL, TR, BR, BL for text running along ``direction``."""
-    d = np.asarray(direction, np.float64)
-    d = d / (np.linalg.norm(d) + 1e-9)
-    down = np.array([-d[1], d[0]])  # image y points down: +90° from the reading direction
-    c = pts.mean(0)
-    along, across = (pts - c) @ d, (pts - c) @ down
-    top = np.argsort(across)[:2]
-    bottom = np.argsort(across)[2:]
-    tl, tr = top[np.argsort(along[top])]
-    bl, br = bottom[np.argsort(along[bottom])]
-    return pts[[tl, tr, br, bl]].astype(np.float32)
 
 
 def pair_length(n: int, delta: int, max_len: int, rng: np.random.Generator) -> int:
@@ -306,15 +203,15 @@ class SynthGenerator:
         size = int(p.font_px[0] + 6 * round((want - p.font_px[0]) / 6))
         scale = want / size
         tracking = size * (rng.uniform(-0.02, 0.2) if rng.random() < 0.3 else 0.0)
-        lines = [_layout(t, font_path, size, tracking) for t in texts]
+        lines = [layout_line(t, font_path, size, tracking) for t in texts]
         alpha, _, boxes = lines[0]  # the source word's line sets the geometry
         lh, lw = alpha.shape
         # Per word: its line coordinates → the source word's (identity for the source itself).
-        fits = [np.eye(3)] + [_fit_ink_box(b, boxes) for _, _, b in lines[1:]]
+        fits = [np.eye(3)] + [fit_ink_box(b, boxes) for _, _, b in lines[1:]]
         # ---- geometry: optional arc, then one homography onto the scene
         arc = None
         if len(text) >= 3 and rng.random() < p.p_arc:
-            arc = _Arc(lw, lh, rng.uniform(0.5, 1.3) * rng.choice([-1.0, 1.0]))
+            arc = Arc(lw, lh, rng.uniform(0.5, 1.3) * rng.choice([-1.0, 1.0]))
         if arc is not None:
             t = np.linspace(0, 1, 9)
             edge = np.concatenate([np.stack([t * lw, 0 * t], -1), np.stack([t * lw, 0 * t + lh], -1)])
@@ -348,7 +245,7 @@ class SynthGenerator:
         H = cv2.getPerspectiveTransform(src.astype(np.float32), dst.astype(np.float32)).astype(np.float64)
 
         def to_scene(pts: np.ndarray) -> np.ndarray:
-            return _apply_h(H, arc.forward(pts) if arc is not None else pts)
+            return apply_h(H, arc.forward(pts) if arc is not None else pts)
 
         # ---- warp each word's coverage and ownership into the scene, restricted to the source's box
         rx0, ry0 = (np.floor(dst.min(0)) - 2).astype(int).clip(0)
@@ -444,16 +341,16 @@ class SynthGenerator:
             char_masks = np.zeros((n, canvas_h, canvas_w), bool)
             labels = np.where(a_k >= MASK_THRESHOLD, o_k, 0)
             char_masks[:, ry0:ry1, rx0:rx1] = labels[None] == np.arange(1, n + 1, dtype=np.uint8)[:, None, None]
-            line_boxes = boxes_k if k == 0 else _apply_h(fit, boxes_k.reshape(-1, 2)).reshape(-1, 4)
-            char_quads = to_scene(_box_quads(line_boxes).reshape(-1, 2)).reshape(n, 4, 2)
+            line_boxes = boxes_k if k == 0 else apply_h(fit, boxes_k.reshape(-1, 2)).reshape(-1, 4)
+            char_quads = to_scene(box_quads(line_boxes).reshape(-1, 2)).reshape(n, 4, 2)
             if arc is None:
                 ink_box = np.array([line_boxes[:, 0].min(), line_boxes[:, 1].min(),
                                     line_boxes[:, 2].max(), line_boxes[:, 3].max()])
-                word_quad = to_scene(_box_quads(ink_box[None])[0])
+                word_quad = to_scene(box_quads(ink_box[None])[0])
             else:
                 rect = cv2.minAreaRect(char_quads.reshape(-1, 2).astype(np.float32))
                 direction = char_quads[-1].mean(0) - char_quads[0].mean(0) if n > 1 else (H[:2, 0])
-                word_quad = _order_quad(cv2.boxPoints(rect).astype(np.float64), np.asarray(direction, np.float64))
+                word_quad = order_quad(cv2.boxPoints(rect).astype(np.float64), np.asarray(direction, np.float64))
             records.append(TextRecord(image=image, text=word, word_quad=word_quad, char_quads=char_quads,
                                       char_masks=char_masks, source=self.source,
                                       key=f"{self.source}-{self.seed}-{index}"))
