@@ -172,7 +172,7 @@ def test_failed_train_start_leaves_nothing(tmp_path, capsys):
 
 
 def test_resume_removes_a_killed_checkpoint_writes_temp_folder(tmp_path):
-    from dreamtext.train.trainer import remove_stale_temp_dirs
+    from dreamtext.train.run_setup import remove_stale_temp_dirs
 
     root = tmp_path / "checkpoints"
     (root / "step_00000004").mkdir(parents=True)

@@ -88,7 +88,7 @@ def test_zero_initialised_reference_reproduces_the_model_bit_for_bit():
 
 def test_fine_tune_start_widens_a_shipped_style_model(tmp_path):
     from dreamtext.edit.pipeline import DreamTextPipeline
-    from dreamtext.train.trainer import _init_weights
+    from dreamtext.train.run_setup import _init_weights
 
     base = load_config("test")
     torch.manual_seed(1)

@@ -15,7 +15,8 @@ from dreamtext.cli import main
 from dreamtext.config import load_config
 from dreamtext.errors import CheckpointError
 from dreamtext.model.checkpoint import latest_checkpoint, load_model
-from dreamtext.train.trainer import Trainer, loss_values, train
+from dreamtext.train.run_setup import loss_values
+from dreamtext.train.trainer import Trainer, train
 from dreamtext.train.utils import NonFiniteLossError, lr_at, read_metrics
 
 BASE = ["train.batch_size=2", "train.log_every=1", "train.sample_every=0"]
