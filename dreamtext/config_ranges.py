@@ -83,7 +83,7 @@ def _get(cfg, key: str):
 
 def check_choices(cfg) -> None:
     """Raise ConfigError for a loss form or supervision mode that is not one of its kind's names."""
-    from .config import ALIGN_FORMS, ATTN_FORMS, MASK_FORMS, SUPERVISION_MODES
+    from .config_sections import ALIGN_FORMS, ATTN_FORMS, MASK_FORMS, SUPERVISION_MODES
 
     c = cfg.loss
     for key, value, allowed in (("mask_form", c.mask_form, MASK_FORMS), ("attn_form", c.attn_form, ATTN_FORMS),
