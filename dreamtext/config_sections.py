@@ -310,6 +310,6 @@ class SampleConfig:
     # window is enlarged bilinearly ("bilinear", the paper's paste-back), then sharpened with an unsharp mask
     # scaled to the enlargement ("unsharp") or given its detail back by the learned refiner ("refiner": the
     # upsampled crop, the photo around it and — with the style reference — the old word at full resolution).
-    upscale: str = "refiner"
+    upscale: str = "bilinear"  # the refiner is sharper but costs legibility (BENCHMARKS.md): not the default
     upscale_min: float = 1.25
     refiner: str | None = None  # a train-refiner run or checkpoint directory; None: the shipped refiner
