@@ -38,8 +38,8 @@ MODES = ("bilinear", "unsharp", "refiner")
 
 
 def run(args) -> dict:
-    from dreamtext.data.geometry import bbox, enlargement, fill_quad, window_to_box
-    from dreamtext.data.pairs import StylePairs, height_bucket
+    from dreamtext.data.geometry import enlargement
+    from dreamtext.data.pairs import StylePairs
     from dreamtext.edit.detail import restore_detail
     from dreamtext.edit.paste import paste_back, quad_height
     from dreamtext.edit.pipeline import DreamTextPipeline
@@ -74,21 +74,23 @@ def run(args) -> dict:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(saved, crop=piece.crop, matrix=piece.matrix, feather_px=piece.feather_px)
             upscale = enlargement(piece.matrix)
-            box = bbox(quad, piece.feather_px + 2, source.image.shape[:2])
-            back = window_to_box(piece.crop, piece.matrix, box)
-            patch = source.image[box[1]:box[3], box[0]:box[2]]
-            region = fill_quad(quad - np.array(box[:2], np.float32), patch.shape[:2]) > 0
             use_ref = pipe.cfg.style_ref and pipe.cfg.sample.use_style_ref
             outputs = {}
             for mode in MODES:
                 detail = partial(restore_detail, mode, has_ref=use_ref, refiner=refiner,
                                  upscale_min=pipe.cfg.sample.upscale_min if args.upscale_min is None
                                  else args.upscale_min)
-                t0 = time.perf_counter()
-                detail(back, patch, region, upscale)  # the detail step alone, timed on its own
-                seconds = time.perf_counter() - t0
+                timed = []
+
+                def timed_detail(*a, detail=detail):  # the detail step alone, timed inside the paste-back
+                    t0 = time.perf_counter()
+                    result = detail(*a)
+                    timed.append(time.perf_counter() - t0)
+                    return result
+
                 out = paste_back(source.image, piece.crop, piece.matrix, quad, piece.feather_px, pipe.cfg.sample.blend,
-                                 detail=None if mode == "bilinear" else detail)
+                                 detail=None if mode == "bilinear" else timed_detail)
+                seconds = timed[0] if timed else 0.0
                 if mode == "bilinear":
                     assert np.array_equal(out, bilinear_image), "the re-paste must equal the pipeline's"
                 reading = recognizer.read([rectify_quad(out, quad)])[0]
