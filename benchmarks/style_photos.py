@@ -7,7 +7,8 @@
 ``box`` or ``quad`` and ``text``); each region becomes one row: the context around it before the edit, then
 one column per ``--ckpt`` (the same seed for all; each model with its default sampling, a model with the
 style reference shown the old word). ``--out`` gets the grid as PNG. ``--upscale`` (one per ``--ckpt``) sets
-each column's paste-back detail (bilinear, unsharp, refiner), so one model can fill several columns:
+each column's paste-back detail (bilinear, unsharp, refiner) and ``--blend`` (once for all, or one per
+``--ckpt``) its paste-back, so one model can fill several columns:
 
     python benchmarks/style_photos.py --jobs dreamtext/assets/samples/samples.json --only brick.jpg \
         --ckpt dreamtext/assets/model --ckpt dreamtext/assets/model --upscale bilinear --upscale refiner \
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt", action="append", required=True, help="a model (repeat: one column each)")
     p.add_argument("--label", action="append", default=None, help="a column title per --ckpt")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--blend", default=None, help="paste-back for every model (default: each model's)")
+    p.add_argument("--blend", action="append", default=None,
+                   help="paste-back: one for every column, or one per --ckpt (default: each model's)")
     p.add_argument("--upscale", action="append", default=None, help="a column's sample.upscale, one per --ckpt")
     p.add_argument("--only", default=None, help="only the job of this image file")
     p.add_argument("--margin", type=float, default=0.6, help="context around each region, × its size")
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     upscales = args.upscale or [None] * len(args.ckpt)
     if len(upscales) != len(args.ckpt):
         p.error("give one --upscale per --ckpt")
+    blends = args.blend or [None]
+    blends = blends * len(args.ckpt) if len(blends) == 1 else blends
+    if len(blends) != len(args.ckpt):
+        p.error("give one --blend for all columns or one per --ckpt")
     jobs_path = Path(args.jobs)
     jobs = json.loads(jobs_path.read_text())
     loaded = {c: DreamTextPipeline.from_pretrained(c) for c in dict.fromkeys(args.ckpt)}
@@ -62,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             quad = parse_region(spec, image.shape[:2])
             rs, cs = context_box(quad, image.shape[:2], margin=args.margin)
             cells = [image[rs, cs]]
-            for pipe, upscale in zip(pipes, upscales):
-                edited = pipe.edit(image, [spec], [region["text"]], seed=args.seed, blend=args.blend, upscale=upscale)
+            for pipe, upscale, blend in zip(pipes, upscales, blends):
+                edited = pipe.edit(image, [spec], [region["text"]], seed=args.seed, blend=blend, upscale=upscale)
                 cells.append(np.asarray(edited.image)[rs, cs])
             rows.append(cells)
             captions.append([f"before: {region.get('was', '')}"] + [f"{label}: {region['text']}" for label in labels])
