@@ -44,7 +44,9 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     (:func:`poisson_harmonize`), keeping the crop's own gradients (its text);
     ``"inpaint"`` keeps only the crop's letters and draws them over the
     photograph's own background, its old letters inpainted away
-    (:func:`letters_over_scene`). ``clip`` (4, 2): a convex polygon outside which nothing changes (one chunk
+    (:func:`letters_over_scene`); ``"recolor"`` keeps the crop's own picture, letters and background,
+    shifted to the old letters' colour and the photograph's background colour (:func:`recolor_to_scene`).
+    ``clip`` (4, 2): a convex polygon outside which nothing changes (one chunk
     of a long text, ``layout.chunk_cells``). ``detail(back, patch, region, upscale) -> back``: the enlarged
     crop given its detail back at the photo's resolution before it is blended (``detail.restore_detail``).
     """
@@ -72,6 +74,9 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
         local = quad - np.array([x0, y0], np.float32)
         back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local),
                                   sharpen=float(np.clip(upscale, 1.0, 3.0)))
+    elif blend == "recolor":
+        local = quad - np.array([x0, y0], np.float32)
+        back = recolor_to_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local))
     blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
     blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
@@ -156,34 +161,87 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
     """
     import cv2
 
-    from ..model.char_masks import text_pixels
-
     if not region.any():
         return patch.copy()
     grow = max(1, int(round(height / 8)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    letters = letter_pixels(patch, region, height, min_contrast)
+    letters, ink = old_ink(patch, region, height, min_contrast)
     old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
     scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
     out = patch.copy()
     out[region] = scene[region]
-    bg = local_background(back, height).astype(np.float32)  # (h, w, 3)
-    new = text_pixels(back, region, bg, min_contrast)  # letter_pixels(back, ...), its bg kept for the alpha
-    if not new.any():
+    a, _, fg = two_colour_alpha(back, region, height, min_contrast)
+    if fg is None:
         return out
-    b = back.astype(np.float32)
-    fg = np.median(b[new], axis=0)  # (3,)
-    span = fg - bg  # (h, w, 3)
-    norm2 = np.maximum((span * span).sum(-1), 1.0)
-    a = ((b - bg) * span).sum(-1) / norm2  # (h, w): 0 on the background colour, 1 on the letters'
-    a = np.clip((a - 0.5) * sharpen + 0.5, 0.0, 1.0) * region * (norm2 >= min_contrast ** 2)
-    # a few stray pixels of a textured scene are not letters: trust their colour from 3 % of the region up
-    # (strokes fill some 15–40 % of a word's box)
-    had_letters = letters.sum() >= 0.03 * region.sum()
-    ink = np.median(patch[letters].astype(np.float32), axis=0) if had_letters else fg  # (3,)
+    a = np.clip((a - 0.5) * sharpen + 0.5, 0.0, 1.0)  # sharpen ≥ 1 keeps 0 where two_colour_alpha gave 0
+    ink = fg if ink is None else ink
     mixed = (1.0 - a[..., None]) * scene.astype(np.float32) + a[..., None] * ink
     out[region] = np.clip(mixed[region] + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def two_colour_alpha(picture: np.ndarray, region: np.ndarray, height: float,
+                     min_contrast: float = LETTER_MIN_CONTRAST):
+    """A word's letters in ``picture`` (uint8 (h, w, 3)) as a soft alpha under ``picture ≈ bg + a · (fg − bg)``.
+
+    ``bg`` (h, w, 3) float32 is the :func:`local_background`, ``fg`` (3,) the median colour of the
+    letters (:func:`text_pixels` against ``bg``); ``a`` (h, w) is 0 on the background colour, 1 on the
+    letters' and 0 outside ``region`` and wherever fg and bg are closer than ``min_contrast``. Returns
+    ``(a, bg, fg)``; ``fg`` is None (and ``a`` all 0) where no pixel stands out.
+    """
+    from ..model.char_masks import text_pixels
+
+    bg = local_background(picture, height).astype(np.float32)
+    letters = text_pixels(picture, region, bg, min_contrast)
+    if not letters.any():
+        return np.zeros(region.shape, np.float32), bg, None
+    p = picture.astype(np.float32)
+    fg = np.median(p[letters], axis=0)  # (3,)
+    span = fg - bg  # (h, w, 3)
+    norm2 = np.maximum((span * span).sum(-1), 1.0)
+    a = ((p - bg) * span).sum(-1) / norm2
+    a = np.clip(a, 0.0, 1.0) * region * (norm2 >= min_contrast ** 2)
+    return a.astype(np.float32), bg, fg
+
+
+def old_ink(patch: np.ndarray, region: np.ndarray, height: float, min_contrast: float = LETTER_MIN_CONTRAST):
+    """(letters bool (h, w), ink (3,) float32 or None): the photograph's old letters and their median colour.
+
+    A few stray pixels of a textured scene are not letters: their colour is trusted from 3 % of the region
+    up (strokes fill some 15–40 % of a word's box); below that ``ink`` is None.
+    """
+    letters = letter_pixels(patch, region, height, min_contrast)
+    if letters.sum() < 0.03 * region.sum():
+        return letters, None
+    return letters, np.median(patch[letters].astype(np.float32), axis=0)
+
+
+def recolor_to_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
+                     min_contrast: float = LETTER_MIN_CONTRAST) -> np.ndarray:
+    """The generated crop ``back`` with its colours moved to the photograph's: uint8 (h, w, 3).
+
+    ``back`` is the generated crop warped to the photograph's box, ``patch`` the photograph's box (both
+    uint8 (h, w, 3)), ``region`` bool (h, w) the word's quad and ``height`` its height in pixels. The small
+    model's letter shapes read better than its colours (pale, greyed, hue-shifted ink; a re-invented
+    background tone): every pixel keeps the crop's picture but is shifted by
+    ``(1 − a) · (bg_photo − bg_crop) + a · (ink − fg)``, with ``a``, ``bg_crop`` and ``fg`` the crop's
+    :func:`two_colour_alpha`, ``bg_photo`` the photograph's :func:`local_background` (its letters fill
+    under half of the median's window) and ``ink`` the old letters' median colour (:func:`old_ink`; the
+    crop's own ``fg`` where the photograph had none). Unlike :func:`letters_over_scene` nothing is cut
+    out or inpainted: the letters' soft edges, the crop's texture and the whole box's geometry stay the
+    model's, so legibility is the crop's own. The background shift is smooth (two median-filtered
+    fields) and covers the whole box, so the feather band meets the photo without a seam.
+    """
+    if not region.any():
+        return back.copy()
+    a, bg_crop, fg = two_colour_alpha(back, region, height, min_contrast)
+    bg_photo = local_background(patch, height).astype(np.float32)
+    shift = bg_photo - bg_crop  # (h, w, 3)
+    if fg is not None:
+        _, ink = old_ink(patch, region, height, min_contrast)
+        if ink is not None:
+            shift = shift + a[..., None] * ((ink - fg) - shift)
+    return np.clip(back.astype(np.float32) + shift + 0.5, 0, 255).astype(np.uint8)
 
 
 def masks_to_image(masks: np.ndarray, matrix: np.ndarray, model_hw: tuple[int, int], image_hw: tuple[int, int],
