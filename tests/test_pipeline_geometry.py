@@ -6,7 +6,7 @@ import pytest
 from dreamtext.config import load_config
 from dreamtext.data.geometry import apply_matrix, fill_quad
 from dreamtext.edit.paste import (feather_alpha, letters_over_scene, local_background, masks_to_image, paste_back,
-                                  poisson_harmonize, quad_height, region_support)
+                                  old_ink, poisson_harmonize, quad_height, recolor_to_scene, region_support)
 from dreamtext.edit.regions import box_to_quad, parse_region, text_angle, window_matrix
 from dreamtext.errors import ConfigError, RegionError
 
@@ -205,6 +205,69 @@ def test_letters_over_scene_removes_the_old_letters_and_draws_the_new_ones_on_th
     onto_blank = letters_over_scene(back, blank, region, height=28.0).astype(np.float64)
     assert np.abs(onto_blank[core] - 250).max() < 12
     assert np.abs(onto_blank[plain] - scene[plain]).mean() < 4
+
+
+def test_recolor_keeps_the_crops_letters_in_the_old_ink_over_the_photos_background_colour():
+    rng = np.random.default_rng(5)
+    h, w = 48, 120
+    region = np.zeros((h, w), bool)
+    region[10:38, 8:112] = True
+    old = np.zeros((h, w), bool)  # the photograph's word: white bars on blue
+    for x in (16, 36, 56, 76, 96):
+        old[14:34, x:x + 3] = True
+    patch = np.empty((h, w, 3))
+    patch[:] = (30, 60, 160)
+    patch[old] = (245, 245, 245)
+    patch = np.clip(patch + rng.normal(0, 1.5, patch.shape), 0, 255).astype(np.uint8)
+    new = np.zeros((h, w), bool)  # the model's word: grey bars on green, with one half-way rim column each
+    back = np.empty((h, w, 3))
+    back[:] = (60, 120, 60)
+    for x in (25, 45, 65, 85):
+        new[14:34, x:x + 4] = True
+        back[14:34, x + 4] = (60 + 150) / 2, (120 + 150) / 2, (60 + 150) / 2
+    back[new] = (150, 150, 150)
+    back = np.clip(back + rng.normal(0, 1.5, back.shape), 0, 255).astype(np.uint8)
+
+    out = recolor_to_scene(back, patch, region, height=28.0).astype(np.float64)
+    core = new & ~cv2_dilate(~new, 1)
+    assert np.abs(out[core] - 245).max() < 12  # the letters in the old ink (they were 150 grey)
+    plain = region & ~cv2_dilate(old | new, 3)
+    assert np.abs(out[plain] - (30, 60, 160)).mean() < 5  # the photo's blue, not the model's green
+    assert np.abs(out[~region] - (30, 60, 160)).mean() < 8  # the shift covers the feather band too
+    rim = np.zeros((h, w), bool)
+    rim[16:32, [29, 49, 69, 89]] = True  # the rims stay half-way between the new ink and background
+    assert np.abs(out[rim] - ((245 + 30) / 2, (245 + 60) / 2, (245 + 160) / 2)).mean() < 12
+    # the shapes are the crop's own: the letters are where the model drew them, not where the old ones were
+    gone = old & ~cv2_dilate(new, 3)
+    assert np.abs(out[gone] - (30, 60, 160)).mean() < 8
+    assert np.array_equal(recolor_to_scene(back, patch, np.zeros((h, w), bool), 28.0), back)
+    # a photograph without letters there: everything moves with the background (green → blue), so the
+    # model's own letter-to-background contrast is kept
+    blank = np.clip(np.full((h, w, 3), (30, 60, 160)) + rng.normal(0, 1.5, (h, w, 3)), 0, 255).astype(np.uint8)
+    onto_blank = recolor_to_scene(back, blank, region, height=28.0).astype(np.float64)
+    assert np.abs(onto_blank[core] - (150 - 30, 150 - 60, 150 + 100)).max() < 12
+    assert np.abs(onto_blank[plain] - (30, 60, 160)).mean() < 5
+
+
+def test_old_ink_picks_the_fill_or_the_outline_nearest_the_new_letters_colour():
+    """Outlined letters (a light-blue fill inside a black outline, on grey): both stand out from the grey, so
+    their median is neither; the part nearest the colour the model drew in is the ink."""
+    h, w = 48, 140
+    patch = np.full((h, w, 3), 120, np.uint8)
+    region = np.zeros((h, w), bool)
+    region[6:42, 4:136] = True
+    for x in range(12, 124, 22):
+        patch[10:38, x:x + 10] = (20, 20, 20)  # outline: 10 px wide bars ...
+        patch[13:35, x + 3:x + 7] = (150, 200, 250)  # ... filled with light blue
+    letters, plain = old_ink(patch, region, 28.0)
+    assert letters.sum() > 0 and plain is not None
+    _, fill = old_ink(patch, region, 28.0, near=np.array([200.0, 220.0, 240.0]))
+    _, outline = old_ink(patch, region, 28.0, near=np.array([60.0, 50.0, 40.0]))
+    assert np.abs(fill - (150, 200, 250)).max() < 3 and np.abs(outline - 20).max() < 3
+    # a word of one colour has one part: the same ink whatever the model drew
+    solid = np.full((h, w, 3), 120, np.uint8)
+    solid[10:38, 12:120:3] = (240, 240, 240)
+    assert np.abs(old_ink(solid, region, 28.0, near=np.array([0.0, 0.0, 0.0]))[1] - 240).max() < 3
 
 
 def cv2_dilate(mask, radius):

@@ -19,8 +19,10 @@ def add_sampling_options(p: argparse.ArgumentParser, seed_help: str | None = Non
                                                   "steps")
     p.add_argument("--blend", choices=BLEND_MODES,
                    help="paste-back: feather (the crop as generated), poisson (its colours shifted to meet the "
-                        "photo's at the region's edge, its letters kept) or inpaint (only its letters, in the old "
-                        "letters' colour, over the photo's own background with the old letters inpainted away); "
+                        "photo's at the region's edge, its letters kept), inpaint (only its letters, in the old "
+                        "letters' colour, over the photo's own background with the old letters inpainted away) or "
+                        "recolor (the crop as generated, shifted to the old letters' colour and the photo's "
+                        "background colour); "
                         "default: the model's config")
     p.add_argument("--mask-rule", choices=MASK_RULES,
                    help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "

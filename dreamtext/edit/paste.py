@@ -152,8 +152,9 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
        median colour of its letters; ``a`` is stretched by ``sharpen`` about 0.5 to undo the
        upscaling blur (:func:`paste_back` passes the crop's enlargement, clipped to [1, 3]);
     3. ``out = (1 − a) · scene + a · ink`` inside the region, where ``ink`` is the median colour of the
-       photograph's old letters — the text's colour is part of its style, which an edit keeps, and the
-       small model's own letter colour drifts (pale, greyed) — or ``fg`` where the photograph had no
+       photograph's old letters (:func:`old_ink`: of a fill and its outline, the one nearer ``fg``) —
+       the text's colour is part of its style, which an edit keeps, and the small model's own letter
+       colour drifts (pale, greyed) — or ``fg`` where the photograph had no
        letters (under 3 % of the region); outside the region ``patch`` is returned unchanged.
 
     Where the model drew no letters (none farther than ``min_contrast`` from their background) the region
@@ -165,12 +166,12 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
         return patch.copy()
     grow = max(1, int(round(height / 8)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    letters, ink = old_ink(patch, region, height, min_contrast)
+    a, _, fg = two_colour_alpha(back, region, height, min_contrast)
+    letters, ink = old_ink(patch, region, height, min_contrast, near=fg)
     old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
     scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
     out = patch.copy()
     out[region] = scene[region]
-    a, _, fg = two_colour_alpha(back, region, height, min_contrast)
     if fg is None:
         return out
     a = np.clip((a - 0.5) * sharpen + 0.5, 0.0, 1.0)  # sharpen ≥ 1 keeps 0 where two_colour_alpha gave 0
@@ -204,16 +205,32 @@ def two_colour_alpha(picture: np.ndarray, region: np.ndarray, height: float,
     return a.astype(np.float32), bg, fg
 
 
-def old_ink(patch: np.ndarray, region: np.ndarray, height: float, min_contrast: float = LETTER_MIN_CONTRAST):
+def old_ink(patch: np.ndarray, region: np.ndarray, height: float, min_contrast: float = LETTER_MIN_CONTRAST,
+            near: np.ndarray | None = None):
     """(letters bool (h, w), ink (3,) float32 or None): the photograph's old letters and their median colour.
 
     A few stray pixels of a textured scene are not letters: their colour is trusted from 3 % of the region
-    up (strokes fill some 15–40 % of a word's box); below that ``ink`` is None.
+    up (strokes fill some 15–40 % of a word's box); below that ``ink`` is None. ``near`` (3,): the colour
+    the new letters were drawn in. What stands out from the background is not always one colour — a fill
+    and its outline or shadow, or letters and a bright object beside them — so the standing-out pixels are
+    split in two by colour (k-means) and, of the parts holding at least a quarter of them, the one whose
+    median lies nearest ``near`` gives the ink (the model saw the old word and chose between them).
     """
+    import cv2
+
     letters = letter_pixels(patch, region, height, min_contrast)
     if letters.sum() < 0.03 * region.sum():
         return letters, None
-    return letters, np.median(patch[letters].astype(np.float32), axis=0)
+    colours = patch[letters].astype(np.float32)  # (n, 3)
+    if near is None or len(colours) < 8:
+        return letters, np.median(colours, axis=0)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    cv2.setRNGSeed(0)
+    _, label, _ = cv2.kmeans(colours, 2, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    parts = [colours[label[:, 0] == k] for k in range(2)]
+    parts = [c for c in parts if len(c) >= 0.25 * len(colours)]
+    medians = [np.median(c, axis=0) for c in parts]
+    return letters, min(medians, key=lambda m: float(np.linalg.norm(m - near)))
 
 
 def recolor_to_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
@@ -226,8 +243,10 @@ def recolor_to_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, he
     background tone): every pixel keeps the crop's picture but is shifted by
     ``(1 − a) · (bg_photo − bg_crop) + a · (ink − fg)``, with ``a``, ``bg_crop`` and ``fg`` the crop's
     :func:`two_colour_alpha`, ``bg_photo`` the photograph's :func:`local_background` (its letters fill
-    under half of the median's window) and ``ink`` the old letters' median colour (:func:`old_ink`; the
-    crop's own ``fg`` where the photograph had none). Unlike :func:`letters_over_scene` nothing is cut
+    under half of the median's window) and ``ink`` the old letters' median colour (:func:`old_ink`, the
+    part of them nearest ``fg`` where they hold two colours). Where
+    the photograph had no letters, the letters move with the background (the model's own contrast kept).
+    Unlike :func:`letters_over_scene` nothing is cut
     out or inpainted: the letters' soft edges, the crop's texture and the whole box's geometry stay the
     model's, so legibility is the crop's own. The background shift is smooth (two median-filtered
     fields) and covers the whole box, so the feather band meets the photo without a seam.
@@ -238,7 +257,7 @@ def recolor_to_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, he
     bg_photo = local_background(patch, height).astype(np.float32)
     shift = bg_photo - bg_crop  # (h, w, 3)
     if fg is not None:
-        _, ink = old_ink(patch, region, height, min_contrast)
+        _, ink = old_ink(patch, region, height, min_contrast, near=fg)
         if ink is not None:
             shift = shift + a[..., None] * ((ink - fg) - shift)
     return np.clip(back.astype(np.float32) + shift + 0.5, 0, 255).astype(np.uint8)

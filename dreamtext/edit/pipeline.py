@@ -13,7 +13,8 @@ For each region (a box or a 4-point quad in image pixels) the pipeline
    with a feathered mask: 1 inside the region, falling to 0 over a band of
    ``feather × region height`` pixels (``sample.blend = "poisson"`` first
    re-colours it to meet the photo at the band's edge, ``"inpaint"`` keeps only
-   its letters, over the photo's own background; :mod:`dreamtext.paste`).
+   its letters, over the photo's own background, ``"recolor"`` shifts it to the
+   old letters' and the photo's colours; :mod:`dreamtext.paste`).
    Pixels beyond every band are copied from the input, so they are byte-identical.
 
 The per-character masks predicted from the cross-attention (§3; narrowed to the
@@ -119,7 +120,7 @@ class DreamTextPipeline:
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
-        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson" or "inpaint") /
+        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson", "inpaint" or "recolor") /
         ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
         region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
         region's original pixels, the old word, as the reference; False: the region masked only) / ``upscale``

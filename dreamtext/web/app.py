@@ -140,7 +140,8 @@ def build_app(service: EditService):
                                          elem_id="restarts")
                     blend = gr.Radio(list(BLEND_MODES), value=d.get("blend", "feather"), elem_id="blend",
                                      label="paste-back (poisson: the photo's colours at the box's edge; "
-                                           "inpaint: only the new letters, on the photo's own background)")
+                                           "inpaint: only the new letters, on the photo's own background; "
+                                           "recolor: the crop in the old letters' and the photo's colours)")
                     mask_rule = gr.Radio(list(MASK_RULES), value=d.get("mask_rule", "attention"),
                                          elem_id="mask_rule",
                                          label="character masks (strokes: narrowed to the generated letters)")
