@@ -10,14 +10,14 @@
 
 Each pair of the paired split (``dreamtext eval --task style``'s, same seeds: pair i is seeded i) is sampled
 once with the model's default options; its crop is then pasted back with each ``sample.upscale`` mode
-(bilinear, unsharp, refiner) and each result is scored against the ground-truth edit as the style task scores
+(bilinear, unsharp, matte, transfer, refiner) and each result is scored against the ground-truth edit as the style task scores
 it (``style_eval.score_pair``: sharpness ratio, SSIM, text-colour and background CIEDE2000; the evaluation OCR
 for SeqAcc). The sampling being shared, the modes differ only by their paste-back: a difference between them is
 the mode's, not the sampler's. Per word-height bucket (16–32, 32–64, 64–160 px): medians of the sharpness ratio
 and colour errors, means of SSIM and SeqAcc, and the median CPU seconds of the detail step alone per region.
 
 Writes ``OUT/rows.jsonl`` (one row per pair and mode), ``OUT/summary.json``, ``OUT/summary.md``,
-``OUT/tallest.png`` (the tallest words: source | bilinear | unsharp | refiner | truth, at 100 %) and
+``OUT/tallest.png`` (the tallest words: source | each mode | truth, at 100 %) and
 ``OUT/crops/`` (each pair's generated window, so ``--from-crops`` can paste the same samples again).
 """
 
@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-MODES = ("bilinear", "unsharp", "refiner")
+MODES = ("bilinear", "unsharp", "matte", "transfer", "refiner")
 
 
 def run(args) -> dict:
@@ -51,6 +51,7 @@ def run(args) -> dict:
     pipe = DreamTextPipeline.from_pretrained(args.ckpt)
     refiner = load_refiner(args.refiner)[0]
     pairs = StylePairs(pipe.cfg)
+    blend = args.blend or pipe.cfg.sample.blend  # one paste-back blend for every mode
     recognizer = make_recognizer("rapidocr")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,9 +68,9 @@ def run(args) -> dict:
             if args.from_crops:  # the base model's crop of an earlier run: only the paste-backs are redone
                 piece = SimpleNamespace(**{k: v[()] if v.ndim == 0 else v for k, v in np.load(saved).items()})
                 bilinear_image = paste_back(source.image, piece.crop, piece.matrix, quad, float(piece.feather_px),
-                                            pipe.cfg.sample.blend)
+                                            blend)
             else:
-                res = pipe.edit(source.image, [quad], [truth.text], upscale="bilinear", seed=i)
+                res = pipe.edit(source.image, [quad], [truth.text], upscale="bilinear", seed=i, blend=blend)
                 piece, bilinear_image = res.regions[0], np.asarray(res.image)
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(saved, crop=piece.crop, matrix=piece.matrix, feather_px=piece.feather_px)
@@ -88,7 +89,7 @@ def run(args) -> dict:
                     timed.append(time.perf_counter() - t0)
                     return result
 
-                out = paste_back(source.image, piece.crop, piece.matrix, quad, piece.feather_px, pipe.cfg.sample.blend,
+                out = paste_back(source.image, piece.crop, piece.matrix, quad, piece.feather_px, blend,
                                  detail=None if mode == "bilinear" else timed_detail)
                 seconds = timed[0] if timed else 0.0
                 if mode == "bilinear":
@@ -108,6 +109,7 @@ def run(args) -> dict:
                 print(f"{done}/{n} pairs, {el / done:.1f} s a pair", file=sys.stderr, flush=True)
     summary = summarise(rows)
     summary["run"] = {"ckpt": args.ckpt or "shipped", "refiner": args.refiner or "shipped", "pairs": [first, last],
+                      "blend": blend,
                       "from_crops": args.from_crops, "upscale_min": args.upscale_min,
                       "height_bucket_of": "measured word height (quad_height)", "sampling": "model default"}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -156,7 +158,7 @@ def table(summary: dict) -> str:
 
 
 def picture(pictures, path: Path) -> None:
-    """The tallest words at 100 %: source | bilinear | unsharp | refiner | truth, one row each."""
+    """The tallest words at 100 %: source | each mode | truth, one row each."""
     from PIL import Image
 
     from dreamtext.evaluation.metrics import quad_box
@@ -216,6 +218,8 @@ def main(argv=None) -> int:
     p.add_argument("--from-crops", default=None, metavar="DIR",
                    help="no sampling: the base model's crops an earlier run saved in DIR/crops (another refiner or "
                         "--upscale-min on the very same samples)")
+    p.add_argument("--blend", default=None, help="the paste-back blend of every mode (default: the model's "
+                                                  "sample.blend); the crops do not depend on it")
     p.add_argument("--upscale-min", type=float, default=None, help="enlargements up to this are left as they are "
                                                                      "(default: the model's sample.upscale_min)")
     p.add_argument("--limit", type=int, default=None, help="N pairs from --start (default: to the split's end)")

@@ -19,7 +19,7 @@ ATTN_FORMS = ("mse", "max_contrast", "ce")
 ALIGN_FORMS = ("cosine", "infonce")
 SUPERVISION_MODES = ("none", "gt", "balanced")
 # sample.upscale: how a region larger than the model's window gets its detail back (dreamtext.model.refiner)
-UPSCALE_MODES = ("bilinear", "unsharp", "refiner")
+UPSCALE_MODES = ("bilinear", "unsharp", "matte", "transfer", "refiner")
 
 
 @dataclass
