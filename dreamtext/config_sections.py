@@ -309,8 +309,10 @@ class SampleConfig:
     use_style_ref: bool = True
     # Detail at the photo's resolution (docs/editing.md): a region more than `upscale_min`× larger than its model
     # window is enlarged bilinearly ("bilinear", the paper's paste-back), then sharpened with an unsharp mask
-    # scaled to the enlargement ("unsharp") or given its detail back by the learned refiner ("refiner": the
-    # upsampled crop, the photo around it and — with the style reference — the old word at full resolution).
+    # scaled to the enlargement ("unsharp"), its letters' edges steepened to the old word's edge width
+    # ("matte"), that and the photo's fine detail where old and new words agree ("transfer"), or given its
+    # detail back by the learned refiner ("refiner": the upsampled crop, the photo around it and — with the
+    # style reference — the old word at full resolution). dreamtext.edit.detail has each.
     upscale: str = "bilinear"  # the refiner is sharper but costs legibility (BENCHMARKS.md): not the default
     upscale_min: float = 1.25
     refiner: str | None = None  # a train-refiner run or checkpoint directory; None: the shipped refiner

@@ -92,6 +92,10 @@ def test_matte_leaves_a_crop_without_letters_alone():
     assert matte_sharpen(flat, flat, _region((64, 200)), 4.0, True) is flat
     back = _enlarged(_word(BARS, blur=0.6))
     assert restore_detail("matte", back, back, _region(), 1.1, True) is back  # below upscale_min
+    sharp = _word(BARS, blur=0.6)
+    for mode, fn in (("matte", matte_sharpen), ("transfer", transfer_detail)):  # sample.upscale picks them
+        out = restore_detail(mode, back, sharp, _region(), 4.0, True)
+        assert not np.array_equal(out, back) and np.array_equal(out, fn(back, sharp, _region(), 4.0, True))
 
 
 def test_transfer_copies_the_photos_grain_but_never_the_old_words_edges():

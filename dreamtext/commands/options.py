@@ -29,8 +29,10 @@ def add_sampling_options(p: argparse.ArgumentParser, seed_help: str | None = Non
                         "narrowed to the generated letters' pixels); default: the model's config")
     p.add_argument("--upscale", choices=UPSCALE_MODES,
                    help="a region larger than the model's 32x128 window is enlarged to the photo's resolution: "
-                        "bilinear (as the paper pastes back), unsharp (then an unsharp mask) or refiner (the learned "
-                        "detail refiner gives it the photo's sharpness back, seeing the photo around the word); "
+                        "bilinear (as the paper pastes back), unsharp (then an unsharp mask), matte (the letters' "
+                        "edges steepened to the old word's width), transfer (matte, then the photo's own grain "
+                        "where old and new agree) or refiner (the learned detail refiner, seeing the photo around "
+                        "the word); "
                         "default: the model's config")
     p.add_argument("--candidates", type=int,
                    help="sample this many candidates per region and keep the one the word verifier reads best "

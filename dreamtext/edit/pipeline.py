@@ -124,7 +124,8 @@ class DreamTextPipeline:
         ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
         region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
         region's original pixels, the old word, as the reference; False: the region masked only) / ``upscale``
-        (a region larger than the model's window: "bilinear", "unsharp" or "refiner", docs/editing.md) default to
+        (a region larger than the model's window: "bilinear", "unsharp", "matte", "transfer" or "refiner",
+        docs/editing.md) default to
         ``cfg.sample``; ``seed`` makes the result bit-identical on the same machine (None: a random seed).
         """
         return self.edit_many([(image, regions, texts)], steps=steps, guidance=guidance, sampler=sampler,

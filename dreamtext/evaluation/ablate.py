@@ -46,9 +46,12 @@ VARIANTS: dict[str, list[str]] = {
     "balanced-style-ref": ["loss.supervision=balanced", "glyph_prior=true", *STYLE_REF_RECIPE],
     "balanced-ocr": ["loss.supervision=balanced", "glyph_prior=true", "loss.ocr=0.1"],
     "balanced-style-ref-ocr": ["loss.supervision=balanced", "glyph_prior=true", *STYLE_REF_RECIPE, "loss.ocr=0.1"],
-    # The paste-back's detail (docs/editing.md): the default (the detail refiner) against the paper's bilinear
-    # enlargement; a sampling switch, so the two share their training and differ in their evaluation only.
+    # The paste-back's detail (docs/editing.md, sample.upscale): the paper's bilinear enlargement against the
+    # edge matte and the photo's detail transfer. A sampling switch: the arms train alike (same seed) and
+    # differ in their evaluation; evaluate them with --task style, where words are enlarged as on photos.
     "balanced-bilinear": ["loss.supervision=balanced", "sample.upscale=bilinear"],
+    "balanced-matte": ["loss.supervision=balanced", "sample.upscale=matte"],
+    "balanced-transfer": ["loss.supervision=balanced", "sample.upscale=transfer"],
 }
 DEFAULT_VARIANTS = ("none", "gt", "balanced")
 # The paper switches from ground-truth to predicted masks after 25k of ~175k steps: the same fraction here.

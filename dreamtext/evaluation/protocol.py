@@ -36,7 +36,7 @@ class EvalSettings:
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
     blend: str | None = None  # paste-back, "feather" | "poisson" | "inpaint" | "recolor" (None: sample.blend); OCR reads the pasted photo
     mask_rule: str | None = None  # predicted masks, "attention" | "strokes" (None: sample.mask_rule)
-    upscale: str | None = None  # regions larger than the window, "bilinear" | "unsharp" | "refiner" (None: sample.upscale)
+    upscale: str | None = None  # regions larger than the window, one of UPSCALE_MODES (None: sample.upscale)
     candidates: int | None = None  # samples per record, the word verifier keeps the best (None: sample.candidates)
     ocr: str = "rapidocr"  # recogniser spec, see dreamtext.ocr.make_recognizer
     split: str = "bench"  # the split asked of the source (the bench source is always its fixed split)
