@@ -52,6 +52,7 @@ def run(args) -> dict:
     refiner = load_refiner(args.refiner)[0]
     pairs = StylePairs(pipe.cfg)
     blend = args.blend or pipe.cfg.sample.blend  # one paste-back blend for every mode
+    modes = args.modes or MODES
     recognizer = make_recognizer("rapidocr")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def run(args) -> dict:
             upscale = enlargement(piece.matrix)
             use_ref = pipe.cfg.style_ref and pipe.cfg.sample.use_style_ref
             outputs = {}
-            for mode in MODES:
+            for mode in modes:
                 detail = partial(restore_detail, mode, has_ref=use_ref, refiner=refiner,
                                  upscale_min=pipe.cfg.sample.upscale_min if args.upscale_min is None
                                  else args.upscale_min)
@@ -158,7 +159,7 @@ def table(summary: dict) -> str:
 
 
 def picture(pictures, path: Path) -> None:
-    """The tallest words at 100 %: source | each mode | truth, one row each."""
+    """The tallest words at 100 %: source | each mode pasted | truth, one row each."""
     from PIL import Image
 
     from dreamtext.evaluation.metrics import quad_box
@@ -167,7 +168,7 @@ def picture(pictures, path: Path) -> None:
     strips = []
     for _, source, outputs, truth, quad in pictures:
         rows, cols = quad_box(quad, source.shape[:2])
-        panels = [source] + [outputs[m] for m in MODES] + [truth]
+        panels = [source] + [outputs[m] for m in MODES if m in outputs] + [truth]
         crops = [p[rows, cols] for p in panels]
         gap = np.full((crops[0].shape[0], 6, 3), 255, np.uint8)
         strips.append(np.concatenate([x for c in crops for x in (c, gap)][:-1], 1))
@@ -218,6 +219,8 @@ def main(argv=None) -> int:
     p.add_argument("--from-crops", default=None, metavar="DIR",
                    help="no sampling: the base model's crops an earlier run saved in DIR/crops (another refiner or "
                         "--upscale-min on the very same samples)")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=None,
+                   help="the sample.upscale modes to paste with (default: all of them)")
     p.add_argument("--blend", default=None, help="the paste-back blend of every mode (default: the model's "
                                                   "sample.blend); the crops do not depend on it")
     p.add_argument("--upscale-min", type=float, default=None, help="enlargements up to this are left as they are "

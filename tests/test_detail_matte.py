@@ -1,5 +1,5 @@
-"""The paste-back's ``matte`` and ``transfer`` detail modes (issue 28): edges steepened to the photo's width,
-the photo's fine detail copied back where the old and new words agree."""
+"""The paste-back's ``matte`` and ``transfer`` detail modes (issue 28): edges steepened to the photo's width;
+the photo's fine detail copied back where the old and new words agree, matched grain elsewhere."""
 
 from __future__ import annotations
 
@@ -92,31 +92,47 @@ def test_matte_leaves_a_crop_without_letters_alone():
     assert matte_sharpen(flat, flat, _region((64, 200)), 4.0, True) is flat
     back = _enlarged(_word(BARS, blur=0.6))
     assert restore_detail("matte", back, back, _region(), 1.1, True) is back  # below upscale_min
-    sharp = _word(BARS, blur=0.6)
+    grain = np.random.default_rng(2).normal(0, 6, back.shape)
+    sharp = np.clip(_word(BARS, blur=0.6) + grain, 0, 255).astype(np.uint8)
     for mode, fn in (("matte", matte_sharpen), ("transfer", transfer_detail)):  # sample.upscale picks them
         out = restore_detail(mode, back, sharp, _region(), 4.0, True)
         assert not np.array_equal(out, back) and np.array_equal(out, fn(back, sharp, _region(), 4.0, True))
 
 
 def test_transfer_copies_the_photos_grain_but_never_the_old_words_edges():
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(5)  # not GRAIN_SEED's stream, or the stand-in grain would be the photo's
     grain = rng.normal(0, 6, (96, 320, 3)).astype(np.float32)
     old = np.clip(_word(BARS[:2], blur=0.6).astype(np.float32) + grain, 0, 255).astype(np.uint8)  # letters left
     back = _enlarged(_word(BARS[3:], blur=0.6))  # the new letters on the right, no grain
     region = _region()
-    matte = matte_sharpen(back, old, region, 4.0, True)
     out = transfer_detail(back, old, region, 4.0, True)
-    added = out.astype(np.float32) - matte
+    added = out.astype(np.float32) - back
     fine = old.astype(np.float32) - cv2.GaussianBlur(old.astype(np.float32), (0, 0), 2.0)
     # background in both words, far from either: the photo's fine detail, as it is
     calm = np.zeros(region.shape, bool)
     calm[20:76, 120:180] = True
     assert np.corrcoef(added[calm].ravel(), fine[calm].ravel())[0, 1] > 0.95
-    assert added[calm].std() > 3.0
-    # on and around the old letters (new background there): nothing of them comes through
+    # on and around the old letters (new background there): grain of the same spread, none of their edges
     old_letters = (_word(BARS[:2]) == INK.astype(np.uint8)).all(-1).astype(np.uint8)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))  # within 5 px of them
     near_old = (cv2.dilate(old_letters, disk) > 0) & region
-    assert near_old.sum() > 1.4 * old_letters.sum() and np.abs(added[near_old]).max() <= 1.0
-    # without the reference: the matte alone
-    assert np.array_equal(transfer_detail(back, old, region, 4.0, False), matte_sharpen(back, old, region, 4.0, False))
+    assert near_old.sum() > 1.4 * old_letters.sum()
+    assert abs(np.corrcoef(added[near_old].ravel(), fine[near_old].ravel())[0, 1]) < 0.1
+    assert added[near_old].std() == pytest.approx(added[calm].std(), rel=0.25)
+    assert np.abs(added).max() < 40  # fine at the old edges is ~±100: none of it came through
+    # the new letters keep their colour and place (zero-mean grain only)
+    new_letters = two_colour_alpha(back, region, region_height(region))[0] > 0.5
+    assert np.abs(out[new_letters].astype(np.float32).mean(0) - back[new_letters].mean(0)).max() < 1.5
+
+
+def test_transfer_without_the_old_word_reads_nothing_of_the_region():
+    rng = np.random.default_rng(1)
+    scene = np.clip(_word(BARS[:2], blur=0.6).astype(np.float32) + rng.normal(0, 6, (96, 320, 3)), 0, 255)
+    scene = np.pad(scene, ((24, 24), (24, 24), (0, 0)), mode="reflect").astype(np.uint8)  # room around it
+    region = np.pad(_region(), 24)
+    back = _enlarged(np.pad(_word(BARS[3:], blur=0.6), ((24, 24), (24, 24), (0, 0)), mode="edge"))
+    other = scene.copy()
+    other[region] = 255 - other[region]  # what a reconstruction may not read
+    a = transfer_detail(back, scene, region, 4.0, False)
+    assert np.array_equal(a, transfer_detail(back, other, region, 4.0, False))
+    assert not np.array_equal(a, back) and (a[region].astype(np.float32) - back[region]).std() > 2.0

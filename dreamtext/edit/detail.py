@@ -15,11 +15,11 @@ its detail back before it is blended in; a region enlarged by at most ``sample.u
   the edges to the old word's (its mean ``|∇a|`` on its edges) where the edit shows the model the old
   word, and otherwise restores the window's own edge width (``g = upscale``), never sharper than a
   one-pixel step;
-- ``"transfer"``: ``"matte"``, then the photo's own fine detail (grain, texture, print noise: what is finer
-  than the window could hold, ``patch − blur(patch, σ = upscale / 2)``) added back wherever the old word
-  and the new agree — background in both, away from the old letters' edges, or inside the letters of both
-  (:func:`transfer_detail`). It reads the old word, so it acts only where the edit shows the model the old
-  word (``has_ref``); without it (the paper's reconstruction protocol) it is ``"matte"``;
+- ``"transfer"``: the photo's own fine detail (grain, texture, print noise: what is finer than the window
+  could hold) copied into the crop wherever the old word and the new agree — background in both, away from
+  the old letters' edges, or inside the letters of both — and matched grain elsewhere
+  (:func:`transfer_detail`); the letters' shapes and edges are the crop's. Without the style reference
+  (the paper's reconstruction protocol) nothing of the region is read: detail only around it;
 - ``"refiner"``: the learned :class:`~dreamtext.model.refiner.DetailRefiner`, which sees the photo around the
   word at full resolution (and the old word, when the edit uses the style reference).
 """
@@ -108,34 +108,59 @@ def matte_sharpen(back: np.ndarray, patch: np.ndarray, region: np.ndarray, upsca
     return np.clip(back.astype(np.float32) + moved + 0.5, 0, 255).astype(np.uint8)
 
 
+GRAIN_SEED = 0  # the synthetic grain's noise: fixed, so an edit stays bit-identical for its seed
+MIN_CALM_PIXELS = 50  # the photo's grain level is measured from at least this many calm pixels, else none
+
+
+def high_pass(picture: np.ndarray, sigma: float) -> np.ndarray:
+    """float32 (h, w, c): ``picture − G_σ * picture``, what is finer than a window enlarged 2σ× could hold."""
+    import cv2
+
+    p = picture.astype(np.float32)
+    out = p - cv2.GaussianBlur(p, (0, 0), sigmaX=sigma)
+    return out if out.ndim == 3 else out[..., None]
+
+
 def transfer_detail(back: np.ndarray, patch: np.ndarray, region: np.ndarray, upscale: float,
                     has_ref: bool) -> np.ndarray:
-    """``back`` (uint8 (h, w, 3)) sharpened by :func:`matte_sharpen` and given the photo's fine detail.
+    """``back`` (uint8 (h, w, 3)) given the photo's fine detail (``"transfer"``); its letters are not touched.
 
-    With ``σ = upscale / 2`` and ``r = ⌈3σ⌉`` (how far a high-passed edge rings), the photo's detail
-    ``patch − G_σ * patch`` is added with weight ``(1 − a_new) · (1 − dilate_r(L)) + a_new · erode_r(L)``:
-    ``a_new`` the new letters' two-colour alpha, ``L`` the old letters (their alpha above ½; nothing where
-    no letter stands out), so the old word's own edges never print through the new one. Without ``has_ref`` the old word is not
-    the edit's to read: then this is :func:`matte_sharpen` alone.
+    The detail is ``fine = patch − G_σ * patch`` with ``σ = upscale / 2`` (grain, paper and print texture:
+    what the enlarged window cannot hold) and ``r = ⌈4σ⌉`` (the blur kernel's radius: how far a high-passed
+    edge rings). It is copied
+    with weight ``w = (1 − a_new) · (1 − dilate_r(L)) + a_new · erode_r(L)`` — ``a_new`` the new letters'
+    two-colour alpha, ``L`` the old letters (their alpha above ½) — so the old word's edges never print
+    through the new one. Where it cannot be copied (``1 − w``: around the old letters, inside new letters
+    over old background) matched grain stands in: Gaussian noise high-passed the same way, scaled per channel
+    to the robust spread (1.4826 · MAD) of ``fine`` on the calm pixels (``w = 1``, no letter). Without
+    ``has_ref`` the region's pixels are not the edit's to read (the paper's reconstruction protocol): detail
+    is copied only beyond ``r`` of the region and the grain is measured there.
     """
     import cv2
 
     from .paste import two_colour_alpha
 
-    out = matte_sharpen(back, patch, region, upscale, has_ref)
-    if not has_ref:
-        return out
     sigma = max(0.5, 0.5 * float(upscale))
-    p = patch.astype(np.float32)
-    fine = p - cv2.GaussianBlur(p, (0, 0), sigmaX=sigma)  # (h, w, 3)
-    height = region_height(region)
-    a_new = two_colour_alpha(out, region, height)[0]
-    a_old = two_colour_alpha(patch, region, height)[0]
-    r = int(np.ceil(3 * sigma))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    old_letters = (a_old > 0.5).astype(np.uint8)  # binary, so that the zone around them is exactly 0
-    weight = (1 - a_new) * (1 - cv2.dilate(old_letters, disk)) + a_new * cv2.erode(old_letters, disk)  # (h, w)
-    return np.clip(out.astype(np.float32) + weight[..., None] * fine + 0.5, 0, 255).astype(np.uint8)
+    r = int(np.ceil(4 * sigma))  # OpenCV's float Gaussian kernel radius: no pixel beyond r feels an edge
+    disk = np.ones((2 * r + 1, 2 * r + 1), np.uint8)  # square: the separable blur's kernel is a square too
+    if has_ref:
+        height = region_height(region)
+        a_new = two_colour_alpha(back, region, height)[0]
+        old_letters = (two_colour_alpha(patch, region, height)[0] > 0.5).astype(np.uint8)  # binary: exact 0 zone
+        weight = (1 - a_new) * (1 - cv2.dilate(old_letters, disk)) + a_new * cv2.erode(old_letters, disk)
+        calm = (weight > 0.99) & (a_new < 0.01)
+    else:
+        weight = 1.0 - cv2.dilate(region.astype(np.uint8), disk).astype(np.float32)
+        calm = weight > 0.99
+    fine = high_pass(patch, sigma)  # (h, w, 3)
+    added = weight[..., None] * fine
+    if calm.sum() >= MIN_CALM_PIXELS:
+        spread = 1.4826 * np.median(np.abs(fine[calm] - np.median(fine[calm], 0)), 0)  # (3,)
+        noise = np.random.default_rng(GRAIN_SEED).standard_normal(fine.shape).astype(np.float32)
+        noise = high_pass(noise, sigma)
+        noise /= np.maximum(noise.reshape(-1, noise.shape[-1]).std(0), 1e-6)
+        added += (1 - weight)[..., None] * noise * spread
+    return np.clip(back.astype(np.float32) + added + 0.5, 0, 255).astype(np.uint8)
 
 
 def restore_detail(mode: str, back: np.ndarray, patch: np.ndarray, region: np.ndarray, upscale: float,
