@@ -160,16 +160,10 @@ def letters_over_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, 
     Where the model drew no letters (none farther than ``min_contrast`` from their background) the region
     comes back as the bare scene.
     """
-    import cv2
-
     if not region.any():
         return patch.copy()
-    grow = max(1, int(round(height / 8)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     a, _, fg = two_colour_alpha(back, region, height, min_contrast)
-    letters, ink = old_ink(patch, region, height, min_contrast, near=fg)
-    old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
-    scene = cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA)
+    scene, ink = scene_without_letters(patch, region, height, min_contrast, near=fg)
     out = patch.copy()
     out[region] = scene[region]
     if fg is None:
@@ -231,6 +225,25 @@ def old_ink(patch: np.ndarray, region: np.ndarray, height: float, min_contrast: 
     parts = [c for c in parts if len(c) >= 0.25 * len(colours)]
     medians = [np.median(c, axis=0) for c in parts]
     return letters, min(medians, key=lambda m: float(np.linalg.norm(m - near)))
+
+
+def scene_without_letters(patch: np.ndarray, region: np.ndarray, height: float,
+                          min_contrast: float = LETTER_MIN_CONTRAST, near: np.ndarray | None = None):
+    """(scene uint8 (h, w, 3), ink (3,) or None): ``patch`` with its old letters inpainted away, and their ink.
+
+    The old letters (:func:`old_ink`, ``near`` as there) are grown by ~height/8 pixels to take their
+    anti-aliased rims and faint halos, then inpainted (Telea, ``cv2.inpaint``) inside ``region``: the
+    scene's background at full resolution, its texture and colour kept.
+    """
+    import cv2
+
+    grow = max(1, int(round(height / 8)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    letters, ink = old_ink(patch, region, height, min_contrast, near=near)
+    old = cv2.dilate(letters.astype(np.uint8), kernel) & region.astype(np.uint8)
+    if not old.any():
+        return patch.copy(), ink
+    return cv2.inpaint(np.ascontiguousarray(patch), old, max(3.0, height / 8), cv2.INPAINT_TELEA), ink
 
 
 def recolor_to_scene(back: np.ndarray, patch: np.ndarray, region: np.ndarray, height: float,
