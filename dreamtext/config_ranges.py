@@ -50,7 +50,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "train.probe_size": (1, 1 << 20), "train.probe_steps": (1, 1000),
     "sample.steps": (1, MAX_STEPS), "sample.guidance": (0, MAX_GUIDANCE), "sample.eta": (0, 1),
     "sample.restarts": (0, MAX_RESTARTS),
-    "sample.restart_strength": (0, 1), "sample.attn_frac": (0, 1), "sample.feather": (0, 10),
+    "sample.restart_strength": (0, 1), "sample.attn_frac": (0, 1), "sample.feather": (0, 10), "sample.blend_margin": (0, 10),
     "sample.rectify_deg": (0, 90), "sample.candidates": (1, MAX_CANDIDATES), "sample.upscale_min": (0, 1000),
     "pretrain.steps": (1, INF), "pretrain.batch_size": (2, 1 << 20), "pretrain.lr": (1e-12, 10),
     "pretrain.warmup_steps": (0, INF), "pretrain.log_every": (0, INF), "pretrain.eval_batches": (0, 1 << 20),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # The values of SampleConfig.blend, .sampler and .mask_rule (the CLI, the web page and the pipeline check them).
-BLEND_MODES = ("feather", "poisson", "inpaint", "recolor")  # dreamtext.paste.paste_back
+BLEND_MODES = ("feather", "poisson", "inpaint", "recolor", "auto")  # dreamtext.paste.paste_back; "auto": the pipeline
 # The samplers (dreamtext.diffusion.noise.SCHEDULERS builds each): "euler-edm" is the released DreamText/UDiffText
 # sampler (sgm's EulerEDMSampler over LDM's discretisation), the sd2 preset's default.
 SAMPLERS = ("ddim", "euler", "dpm++", "euler-edm")
@@ -291,8 +291,12 @@ class SampleConfig:
     # the photograph's at the band's outer edge, keeping its gradients (Pérez et al. 2003); "inpaint" keeps
     # only the crop's letters' shapes, drawn in the old letters' colour over the photograph's background with
     # its old letters inpainted away (dreamtext.paste.letters_over_scene); "recolor" keeps the crop's whole
-    # picture, shifted to the old letters' colour and the photograph's background colour (recolor_to_scene).
+    # picture, shifted to the old letters' colour and the photograph's background colour (recolor_to_scene);
+    # "auto" recolors a region unless the word verifier reads the new word there worse than in the feathered
+    # paste by more than `blend_margin` nats a character (then it is feathered), and only where the edit shows
+    # the model the old word (never in the paper's reconstruction protocol, whose region is hidden).
     blend: str = "feather"
+    blend_margin: float = 0.05
     # Character masks returned beside an edit: "attention" (§3, as training uses them) or "strokes" (the
     # §3 masks narrowed to the generated crop's text pixels; dreamtext.char_masks.refine_to_strokes).
     mask_rule: str = "attention"

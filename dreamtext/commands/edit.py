@@ -3,7 +3,7 @@
 One image::
 
     dreamtext edit photo.jpg --box 10,20,110,52 --text HELLO [--quad x1,y1,...,x4,y4 --text WORLD]
-                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint|recolor --mask-rule attention|strokes --upscale bilinear|unsharp|matte|transfer|refiner --candidates K --no-style-ref --seed N]
+                   -o out.png [--masks masks.png] [--steps N --guidance S --sampler ddim|euler|dpm++ --restarts K --blend feather|poisson|inpaint|recolor|auto --mask-rule attention|strokes --upscale bilinear|unsharp|matte|transfer|refiner --candidates K --no-style-ref --seed N]
 
 Batches (``--spec jobs.json``, a list of ``{"image", "regions": [{"box"|"quad", "text"}], "out"[, "masks"]}``;
 relative paths are relative to the spec file) run with a progress bar; a job

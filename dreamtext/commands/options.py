@@ -22,7 +22,8 @@ def add_sampling_options(p: argparse.ArgumentParser, seed_help: str | None = Non
                         "photo's at the region's edge, its letters kept), inpaint (only its letters, in the old "
                         "letters' colour, over the photo's own background with the old letters inpainted away) or "
                         "recolor (the crop as generated, shifted to the old letters' colour and the photo's "
-                        "background colour); "
+                        "background colour) or auto (recolor, unless the word verifier reads the new word worse "
+                        "in it than feathered; feather where the edit does not show the model the old word); "
                         "default: the model's config")
     p.add_argument("--mask-rule", choices=MASK_RULES,
                    help="the character masks: attention (§3, blobs from the cross-attention) or strokes (those "

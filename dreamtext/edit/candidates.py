@@ -69,6 +69,19 @@ def pick_candidates(verifier, max_len: int, crops: np.ndarray, masks: np.ndarray
     return CandidatePicks(scores=scores, chosen=chosen, readings=readings)
 
 
+def prefer_recolor(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, text: str, margin: float) -> bool:
+    """``blend="auto"``: keep the recoloured paste of a region unless the verifier reads ``text`` in it worse.
+
+    ``windows`` uint8 (2, H, W, 3): the feathered and the recoloured photo, each seen through the region's
+    model window; ``mask`` (H, W) the region there. Recolor is kept unless its log p(text | crop) per character
+    is more than ``margin`` below the feathered paste's (a tie keeps the old word's colour).
+    """
+    from ..model.verifier import score_crops
+
+    scores = score_crops(verifier, windows, np.stack([mask, mask]), [text, text], max_len).logp_per_char
+    return bool(scores[1] >= scores[0] - margin)
+
+
 class StepBar:
     """A tqdm bar over sampling steps, driven by the sampler's progress callback.
 

@@ -14,6 +14,8 @@ from ..config import BLEND_MODES
 from ..data.geometry import bbox, enlargement, quad_height, translate, window_to_box
 from ..errors import ConfigError
 
+PASTE_BLENDS = tuple(b for b in BLEND_MODES if b != "auto")  # what paste_back itself draws
+
 
 def feather_alpha(quad: np.ndarray, hw: tuple[int, int], feather_px: float) -> np.ndarray:
     """float32 (H, W) blend weight: 1 inside ``quad``, linear to 0 over ``feather_px`` pixels outside.
@@ -52,8 +54,8 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     """
     from ..data.geometry import fill_quad
 
-    if blend not in BLEND_MODES:
-        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
+    if blend not in PASTE_BLENDS:  # "auto" is the pipeline's choice between two of these (it needs the verifier)
+        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(PASTE_BLENDS)}")
     out = image.copy()
     x0, y0, x1, y1 = bbox(quad, feather_px + 2, image.shape[:2])
     if x1 <= x0 or y1 <= y0:

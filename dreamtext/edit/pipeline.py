@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config_ranges import MAX_REGIONS, MAX_SAMPLE_BATCH
-from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad
+from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad, warp
 from ..errors import CheckpointError, RegionError
 from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
 from .candidates import (StepBar, candidate_seed, noise_generators, pick_candidates,  # noqa: F401 (candidate_seed: API)
-                         window_generators)
+                         prefer_recolor, window_generators)
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .layout import check_phrase, chunk_cells, layout, sub_quad
 from .results import EditResult, RegionResult
@@ -120,7 +120,8 @@ class DreamTextPipeline:
         ``image``: a path, PIL image or array (EXIF rotation, alpha, grayscale and
         16-bit handled). ``regions``: boxes (x0, y0, x1, y1) or quads (4 points
         TL, TR, BR, BL) in image pixels. ``steps`` / ``guidance`` / ``sampler`` /
-        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson", "inpaint" or "recolor") /
+        ``restarts`` (restart-sampling passes) / ``blend`` (paste-back, "feather", "poisson", "inpaint",
+        "recolor" or "auto": recolor where the word verifier reads it as well, docs/editing.md) /
         ``mask_rule`` (the returned character masks, "attention" or "strokes") / ``candidates`` (samples per
         region, the word verifier keeps the best) / ``style_ref`` (a model with the style reference sees the
         region's original pixels, the old word, as the reference; False: the region masked only) / ``upscale``
@@ -225,7 +226,8 @@ class DreamTextPipeline:
                     piece.chosen = int(picks.chosen[j])
                     piece.verifier_reading = picks.readings[j]
                     piece.candidate_crops = all_crops[:, j]
-            results.append(self._paste(job.image, job.quads, job.texts, job.chunks, pieces, o.blend, o.mask_rule,
+            blend = o.blend if o.blend != "auto" or o.style_ref else "feather"  # auto reads the old word
+            results.append(self._paste(job.image, job.quads, job.texts, job.chunks, pieces, blend, o.mask_rule,
                                        detail))
             first += n
         return results
@@ -278,8 +280,7 @@ class DreamTextPipeline:
             for chunk, cell in zip(cs, cells):
                 piece = pieces[k]
                 k += 1
-                result = paste_back(result, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell,
-                                    detail=detail)
+                result, piece.blend = self._paste_piece(result, piece, chunk.text, feather_px, blend, cell, detail)
                 cm = piece.crop_char_masks
                 if cm is None:
                     cm = np.zeros((len(chunk.text), *cfg.latent_size), bool)
@@ -299,6 +300,19 @@ class DreamTextPipeline:
                                                    crop_char_masks=first.crop_char_masks, feather_px=feather_px,
                                                    chunks=pieces[k - len(cs):k]))
         return EditResult(image=Image.fromarray(result), regions=region_results, input=img)
+
+    def _paste_piece(self, image, piece, text: str, feather_px: float, blend: str, cell, detail):
+        """One chunk pasted into ``image`` → (the photo, the blend used); ``"auto"`` tries recolor and feather."""
+        if blend != "auto":
+            return paste_back(image, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell,
+                              detail=detail), blend
+        both = [paste_back(image, piece.crop, piece.matrix, piece.quad, feather_px, b, clip=cell, detail=detail)
+                for b in ("feather", "recolor")]
+        hw = tuple(self.cfg.image_size)
+        windows = np.stack([np.clip(warp(p, piece.matrix, hw) + 0.5, 0, 255).astype(np.uint8) for p in both])
+        mask = fill_quad(apply_matrix(piece.matrix, piece.quad), hw) > 0
+        keep = prefer_recolor(self.verifier, self.cfg.max_len, windows, mask, text, self.cfg.sample.blend_margin)
+        return (both[1], "recolor") if keep else (both[0], "feather")
 
     def _piece_masks(self, piece, cm: np.ndarray, mask_rule: str, pasted: np.ndarray, support: np.ndarray,
                      feather_px: float) -> tuple[np.ndarray, np.ndarray]:

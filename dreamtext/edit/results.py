@@ -20,7 +20,8 @@ class RegionResult:
     ``candidate_scores`` the word verifier's log p(text | crop) per character of
     each candidate, ``chosen`` the one kept (the best; ties keep the lowest),
     ``verifier_reading`` what the verifier reads in the kept crop and
-    ``candidate_crops`` uint8 (K, H_m, W_m, 3) every candidate (``crop`` is one of them).
+    ``candidate_crops`` uint8 (K, H_m, W_m, 3) every candidate (``crop`` is one of them). ``blend``: the
+    paste-back it got.
     """
 
     quad: np.ndarray
@@ -35,6 +36,7 @@ class RegionResult:
     chosen: int = 0
     verifier_reading: str | None = None
     candidate_crops: np.ndarray | None = None
+    blend: str | None = None  # the paste-back blend this region got (with blend="auto": "recolor" or "feather")
     # A phrase or long word written as several chunks (layout.py): each chunk's own result, in order; the
     # region's ``crop``, ``input_crop``, ``matrix`` and ``crop_char_masks`` are then its first chunk's.
     chunks: list["RegionResult"] | None = None

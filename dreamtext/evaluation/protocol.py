@@ -34,7 +34,7 @@ class EvalSettings:
     guidance: float | None = None  # CFG scale (None: sample.guidance)
     sampler: str | None = None  # "ddim" | "euler" | "dpm++" (None: sample.sampler)
     restarts: int | None = None  # restart-sampling passes (None: sample.restarts)
-    blend: str | None = None  # paste-back, "feather" | "poisson" | "inpaint" | "recolor" (None: sample.blend); OCR reads the pasted photo
+    blend: str | None = None  # paste-back, one of BLEND_MODES (None: sample.blend); OCR reads the pasted photo
     mask_rule: str | None = None  # predicted masks, "attention" | "strokes" (None: sample.mask_rule)
     upscale: str | None = None  # regions larger than the window, one of UPSCALE_MODES (None: sample.upscale)
     candidates: int | None = None  # samples per record, the word verifier keeps the best (None: sample.candidates)
