@@ -276,6 +276,15 @@ def style_ref_used(settings: EvalSettings, cfg) -> bool:
     return bool(cfg.sample.use_style_ref if settings.style_ref is None else settings.style_ref)
 
 
+def upscale_used(settings: EvalSettings) -> str | None:
+    """The paste-back's detail mode: the paper's bilinear enlargement for recon unless asked, else as set or
+    configured (None: the model's sample.upscale) — so reconstruction stays the paper's protocol whatever a
+    model ships for edits."""
+    if settings.upscale is None and settings.task == "recon":
+        return "bilinear"
+    return settings.upscale
+
+
 def sampling_options(settings: EvalSettings, cfg):
     """The ``SampleOptions`` every record of this run is edited with (the pipeline resolves them the same way)."""
     from ..sample_options import SampleOptions
@@ -283,7 +292,7 @@ def sampling_options(settings: EvalSettings, cfg):
     return SampleOptions.resolve(cfg, steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
                                  restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
                                  candidates=settings.candidates, style_ref=style_ref_used(settings, cfg),
-                                 upscale=settings.upscale)
+                                 upscale=upscale_used(settings))
 
 
 def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
@@ -298,7 +307,7 @@ def _edit_batch(settings: EvalSettings, pipeline, pending: list) -> list:
                                  steps=settings.steps, guidance=settings.guidance, sampler=settings.sampler,
                                  restarts=settings.restarts, blend=settings.blend, mask_rule=settings.mask_rule,
                                  candidates=settings.candidates, seeds=[settings.seed + index for index, _, _ in pending],
-                                 style_ref=style_ref_used(settings, pipeline.cfg), upscale=settings.upscale)
+                                 style_ref=style_ref_used(settings, pipeline.cfg), upscale=upscale_used(settings))
     seconds = (time.perf_counter() - t0) / len(pending)
     return [(result, seconds) for result in results]
 
