@@ -266,3 +266,15 @@ def test_killed_evaluation_leaves_no_workers_behind(tiny_ckpt, tmp_path):
         for p in workers:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_recon_keeps_the_papers_paste_back_whatever_a_model_ships():
+    """A model may ship blend=auto and upscale=unsharp for edits; reconstruction stays feather + bilinear."""
+    from dreamtext.evaluation.protocol import EvalSettings, sampling_options
+
+    cfg = load_config("test").override({"sample.blend": "auto", "sample.upscale": "unsharp", "style_ref": True})
+    recon = sampling_options(EvalSettings(task="recon"), cfg)
+    assert recon.upscale == "bilinear" and not recon.style_ref  # auto then feathers (the pipeline's rule)
+    assert sampling_options(EvalSettings(task="recon", upscale="matte"), cfg).upscale == "matte"  # asked for
+    edit = sampling_options(EvalSettings(task="edit"), cfg)
+    assert edit.upscale == "unsharp" and edit.blend == "auto" and edit.style_ref
