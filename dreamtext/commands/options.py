@@ -31,8 +31,8 @@ def add_sampling_options(p: argparse.ArgumentParser, seed_help: str | None = Non
     p.add_argument("--upscale", choices=UPSCALE_MODES,
                    help="a region larger than the model's 32x128 window is enlarged to the photo's resolution: "
                         "bilinear (as the paper pastes back), unsharp (then an unsharp mask), matte (the letters' "
-                        "edges steepened to the old word's width), transfer (matte, then the photo's own grain "
-                        "where old and new agree) or refiner (the learned detail refiner, seeing the photo around "
+                        "edges steepened to the old word's width), transfer (the photo's own fine detail copied "
+                        "where old and new agree, matched grain elsewhere) or refiner (the learned detail refiner, seeing the photo around "
                         "the word); "
                         "default: the model's config")
     p.add_argument("--candidates", type=int,
