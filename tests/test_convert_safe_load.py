@@ -1,11 +1,11 @@
 """No code from a checkpoint runs: a crafted .ckpt whose unpickling would create a file is refused, unpickled
 by nothing, and the file never appears; the error names the global it asked for."""
 
-import os
 import pickle
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,9 +82,15 @@ def test_broken_files_name_the_problem(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_pickled_state(tmp_path / "missing.ckpt")
     junk = tmp_path / "junk.ckpt"
-    junk.write_bytes(os.urandom(64))
-    with pytest.raises(CheckpointError, match="junk.ckpt"):
-        load_pickled_state(junk)
+    rng = np.random.default_rng(0)
+    # Random bytes drive the unpickler into many different errors (IndexError, EOFError, UnpicklingError, ...):
+    # a fixed set of 300, plus a pickle that stops mid-way, each ends in one CheckpointError naming the file.
+    samples = [rng.integers(0, 256, 64, dtype=np.uint8).tobytes() for _ in range(300)]
+    samples.append(pickle.dumps({"w": list(range(100))})[:40])
+    for data in samples:
+        junk.write_bytes(data)
+        with pytest.raises(CheckpointError, match="junk.ckpt"):
+            load_pickled_state(junk)
     torch.save({"epoch": 1}, tmp_path / "nothing.ckpt")
     with pytest.raises(CheckpointError, match="holds no state dict"):
         load_lightning_state(tmp_path / "nothing.ckpt")

@@ -69,8 +69,11 @@ def load_pickled_state(path: str | Path) -> dict:
         reason = str(e).split("WeightsUnpickler error:")[-1].split("Check the documentation")[0]
         raise CheckpointError(f"{str(path)!r} cannot be read by the restricted unpickler "
                               f"({' '.join(reason.split())[:160]}); it is not a torch.save checkpoint") from None
-    except (RuntimeError, ValueError, EOFError, OSError, KeyError, AttributeError, TypeError) as e:
-        raise CheckpointError(f"{str(path)!r} is corrupt or not a PyTorch checkpoint: "
+    except (MemoryError, RecursionError) as e:
+        raise CheckpointError(f"{str(path)!r} is corrupt or not a PyTorch checkpoint "
+                              f"({type(e).__name__} while reading it)") from None
+    except Exception as e:  # noqa: BLE001 - junk bytes drive the unpickler into any error (IndexError, struct.error, ...)
+        raise CheckpointError(f"{str(path)!r} is corrupt or not a PyTorch checkpoint: {type(e).__name__}: "
                               f"{' '.join(str(e).split())[:200]}") from None
 
 
