@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dreamtext.edit.candidates import prefer_recolor
-from dreamtext.edit.paste import paste_back
+from dreamtext.edit.paste import PASTE_BLENDS, paste_back, paste_back_blends
 from dreamtext.edit.pipeline import DreamTextPipeline
 from dreamtext.errors import ConfigError
 from _pipeline_fixtures import photo, save_random_pipeline
@@ -50,6 +50,7 @@ def test_pipeline_auto_blend_is_one_of_its_two_pastes(tmp_path, monkeypatch, mar
     assert not np.array_equal(got["feather"], got["recolor"])
     res = pipe.edit(img, [box], ["abc"], blend="auto", **kw)
     assert res.regions[0].blend == expected and np.array_equal(np.asarray(res.image), got[expected])
+    assert res.regions[0].blend_scores == (0.0, -1.0)  # (feathered, recoloured), as the verifier scored them
     # the verifier saw both pastes through the region's model window
     assert len(seen) == 1 and seen[0].shape == (2, *pipe.cfg.image_size, 3)
     # without the old word (the style reference off) auto reads nothing of it: feather, and no verifier call
@@ -64,3 +65,22 @@ def test_paste_back_itself_has_no_auto():
     quad = np.array([[10, 10], [100, 10], [100, 40], [10, 40]], np.float32)
     with pytest.raises(ConfigError, match="unknown blend 'auto'"):
         paste_back(img, np.zeros((16, 64, 3), np.uint8), np.eye(3), quad, 3.0, "auto")
+
+
+def test_several_blends_share_one_detail_step_and_equal_single_pastes():
+    img = photo(64, 160, seed=3)
+    quad = np.array([[20, 14], [140, 16], [139, 46], [19, 44]], np.float32)
+    crop = photo(16, 64, seed=4)
+    matrix = np.array([[0.5, 0, -4], [0, 0.5, -3], [0, 0, 1]], np.float32)  # a 2x enlargement
+    calls = []
+
+    def detail(back, patch, region, upscale):
+        calls.append(upscale)
+        return np.clip(back.astype(np.int16) + 7, 0, 255).astype(np.uint8)  # a visible change
+
+    many = paste_back_blends(img, crop, matrix, quad, 4.0, PASTE_BLENDS, detail=detail)
+    assert len(calls) == 1 and calls[0] == pytest.approx(2.0)
+    for blend, got in zip(PASTE_BLENDS, many):
+        assert np.array_equal(got, paste_back(img, crop, matrix, quad, 4.0, blend, detail=detail)), blend
+    assert not np.array_equal(many[0], paste_back(img, crop, matrix, quad, 4.0, "feather"))  # detail was applied
+    assert len({m.tobytes() for m in many}) == len(PASTE_BLENDS)  # each blend its own picture

@@ -69,17 +69,45 @@ def pick_candidates(verifier, max_len: int, crops: np.ndarray, masks: np.ndarray
     return CandidatePicks(scores=scores, chosen=chosen, readings=readings)
 
 
-def prefer_recolor(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, text: str, margin: float) -> bool:
-    """``blend="auto"``: keep the recoloured paste of a region unless the verifier reads ``text`` in it worse.
+def blend_scores(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, text: str) -> np.ndarray:
+    """The verifier's log p(``text`` | crop) per character of each paste, float64 (2,): (feathered, recoloured).
 
-    ``windows`` uint8 (2, H, W, 3): the feathered and the recoloured photo, each seen through the region's
-    model window; ``mask`` (H, W) the region there. Recolor is kept unless its log p(text | crop) per character
-    is more than ``margin`` below the feathered paste's (a tie keeps the old word's colour).
+    ``windows`` uint8 (2, H, W, 3): the feathered and the recoloured photo, each seen through the region's model
+    window; ``mask`` (H, W) the region there.
     """
     from ..model.verifier import score_crops
 
-    scores = score_crops(verifier, windows, np.stack([mask, mask]), [text, text], max_len).logp_per_char
+    return np.asarray(score_crops(verifier, windows, np.stack([mask, mask]), [text, text], max_len).logp_per_char,
+                      np.float64)
+
+
+def prefer_recolor(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, text: str, margin: float) -> bool:
+    """``blend="auto"``: keep the recoloured paste of a region unless the verifier reads ``text`` in it worse.
+
+    Recolor is kept unless its log p(text | crop) per character (:func:`blend_scores`) is more than ``margin``
+    below the feathered paste's (a tie keeps the old word's colour).
+    """
+    scores = blend_scores(verifier, max_len, windows, mask, text)
     return bool(scores[1] >= scores[0] - margin)
+
+
+def paste_auto(verifier, cfg, image: np.ndarray, piece, text: str, feather_px: float, clip=None, detail=None):
+    """``blend="auto"`` for one pasted chunk → (the photo, "recolor" or "feather", the :func:`blend_scores`).
+
+    ``piece``: the chunk's ``RegionResult`` (crop, matrix, quad). Both pastes share one enlargement and detail
+    step (``paste_back_blends``); the verifier reads each through the region's model window.
+    """
+    from ..data.geometry import apply_matrix, fill_quad, warp
+    from .paste import paste_back_blends
+
+    both = paste_back_blends(image, piece.crop, piece.matrix, piece.quad, feather_px, ("feather", "recolor"),
+                             clip=clip, detail=detail)
+    hw = tuple(cfg.image_size)
+    windows = np.stack([np.clip(warp(p, piece.matrix, hw) + 0.5, 0, 255).astype(np.uint8) for p in both])
+    mask = fill_quad(apply_matrix(piece.matrix, piece.quad), hw) > 0
+    scores = blend_scores(verifier, cfg.max_len, windows, mask, text)
+    keep = bool(scores[1] >= scores[0] - cfg.sample.blend_margin)  # prefer_recolor's rule
+    return (both[1], "recolor", scores) if keep else (both[0], "feather", scores)
 
 
 class StepBar:

@@ -52,37 +52,52 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np
     of a long text, ``layout.chunk_cells``). ``detail(back, patch, region, upscale) -> back``: the enlarged
     crop given its detail back at the photo's resolution before it is blended (``detail.restore_detail``).
     """
+    return paste_back_blends(image, crop, matrix, quad, feather_px, (blend,), clip, detail)[0]
+
+
+def paste_back_blends(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, quad: np.ndarray,
+                      feather_px: float, blends: tuple[str, ...], clip: np.ndarray | None = None,
+                      detail=None) -> list[np.ndarray]:
+    """:func:`paste_back` with each of ``blends`` → one photo per blend, in order.
+
+    The crop is enlarged into the box and given its detail back once for all of them (``blend="auto"`` pastes
+    two; a refiner's detail step is then paid once).
+    """
     from ..data.geometry import fill_quad
 
-    if blend not in PASTE_BLENDS:  # "auto" is the pipeline's choice between two of these (it needs the verifier)
-        raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(PASTE_BLENDS)}")
-    out = image.copy()
+    for blend in blends:
+        if blend not in PASTE_BLENDS:  # "auto" is the pipeline's choice between two of these (it needs the verifier)
+            raise ConfigError(f"unknown blend {blend!r}; choose one of {', '.join(PASTE_BLENDS)}")
     x0, y0, x1, y1 = bbox(quad, feather_px + 2, image.shape[:2])
     if x1 <= x0 or y1 <= y0:
-        return out
+        return [image.copy() for _ in blends]
     alpha = feather_alpha(quad - np.array([x0, y0], np.float32), (y1 - y0, x1 - x0), feather_px)[..., None]
     if clip is not None:
         alpha = alpha * (fill_quad(np.asarray(clip, np.float32) - np.array([x0, y0], np.float32),
                                    (y1 - y0, x1 - x0)) > 0)[..., None]
     # crop → the image box: the inverse window, then the box's offset
-    back = window_to_box(crop, matrix, (x0, y0, x1, y1))  # (h, w, 3): the crop enlarged bilinearly
-    patch = out[y0:y1, x0:x1]
+    enlarged = window_to_box(crop, matrix, (x0, y0, x1, y1))  # (h, w, 3): the crop enlarged bilinearly
+    patch = image[y0:y1, x0:x1]
+    local = quad - np.array([x0, y0], np.float32)
+    region = fill_quad(local, patch.shape[:2]) > 0
     upscale = enlargement(matrix)  # the crop's letters' edges are that much wider than the photo's
     if detail is not None:
-        back = detail(back, patch, fill_quad(quad - np.array([x0, y0], np.float32), patch.shape[:2]) > 0, upscale)
-    if blend == "poisson":
-        back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
-    elif blend == "inpaint":
-        local = quad - np.array([x0, y0], np.float32)
-        back = letters_over_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local),
-                                  sharpen=float(np.clip(upscale, 1.0, 3.0)))
-    elif blend == "recolor":
-        local = quad - np.array([x0, y0], np.float32)
-        back = recolor_to_scene(back, patch, fill_quad(local, patch.shape[:2]) > 0, quad_height(local))
-    blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
-    blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
-    return out
+        enlarged = detail(enlarged, patch, region, upscale)
+    outs = []
+    for blend in blends:
+        back = enlarged
+        if blend == "poisson":
+            back = poisson_harmonize(back, patch, alpha[..., 0] > 0)
+        elif blend == "inpaint":
+            back = letters_over_scene(back, patch, region, quad_height(local), sharpen=float(np.clip(upscale, 1.0, 3.0)))
+        elif blend == "recolor":
+            back = recolor_to_scene(back, patch, region, quad_height(local))
+        blended = alpha * back.astype(np.float32) + (1 - alpha) * patch.astype(np.float32)
+        blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        out = image.copy()
+        out[y0:y1, x0:x1] = np.where(alpha > 0, blended, patch)
+        outs.append(out)
+    return outs
 
 
 def poisson_harmonize(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray:

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config_ranges import MAX_REGIONS, MAX_SAMPLE_BATCH
-from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad, warp
+from ..data.geometry import apply_matrix, bbox, enlargement, fill_quad
 from ..errors import CheckpointError, RegionError
 from ..pixels import to_uint8
 from ..sample_options import SampleOptions, check_seed
 from .candidates import (StepBar, candidate_seed, noise_generators, pick_candidates,  # noqa: F401 (candidate_seed: API)
-                         prefer_recolor, window_generators)
+                         paste_auto, window_generators)
 from .paste import masks_to_image, paste_back, quad_height, region_support
 from .layout import check_phrase, chunk_cells, layout, sub_quad
 from .results import EditResult, RegionResult
@@ -280,7 +280,14 @@ class DreamTextPipeline:
             for chunk, cell in zip(cs, cells):
                 piece = pieces[k]
                 k += 1
-                result, piece.blend = self._paste_piece(result, piece, chunk.text, feather_px, blend, cell, detail)
+                if blend == "auto":
+                    result, piece.blend, scores = paste_auto(self.verifier, cfg, result, piece, chunk.text,
+                                                             feather_px, cell, detail)
+                    piece.blend_scores = tuple(float(v) for v in scores)
+                else:
+                    result = paste_back(result, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell,
+                                        detail=detail)
+                    piece.blend = blend
                 cm = piece.crop_char_masks
                 if cm is None:
                     cm = np.zeros((len(chunk.text), *cfg.latent_size), bool)
@@ -300,19 +307,6 @@ class DreamTextPipeline:
                                                    crop_char_masks=first.crop_char_masks, feather_px=feather_px,
                                                    chunks=pieces[k - len(cs):k]))
         return EditResult(image=Image.fromarray(result), regions=region_results, input=img)
-
-    def _paste_piece(self, image, piece, text: str, feather_px: float, blend: str, cell, detail):
-        """One chunk pasted into ``image`` → (the photo, the blend used); ``"auto"`` tries recolor and feather."""
-        if blend != "auto":
-            return paste_back(image, piece.crop, piece.matrix, piece.quad, feather_px, blend, clip=cell,
-                              detail=detail), blend
-        both = [paste_back(image, piece.crop, piece.matrix, piece.quad, feather_px, b, clip=cell, detail=detail)
-                for b in ("feather", "recolor")]
-        hw = tuple(self.cfg.image_size)
-        windows = np.stack([np.clip(warp(p, piece.matrix, hw) + 0.5, 0, 255).astype(np.uint8) for p in both])
-        mask = fill_quad(apply_matrix(piece.matrix, piece.quad), hw) > 0
-        keep = prefer_recolor(self.verifier, self.cfg.max_len, windows, mask, text, self.cfg.sample.blend_margin)
-        return (both[1], "recolor") if keep else (both[0], "feather")
 
     def _piece_masks(self, piece, cm: np.ndarray, mask_rule: str, pasted: np.ndarray, support: np.ndarray,
                      feather_px: float) -> tuple[np.ndarray, np.ndarray]:

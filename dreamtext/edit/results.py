@@ -37,6 +37,8 @@ class RegionResult:
     verifier_reading: str | None = None
     candidate_crops: np.ndarray | None = None
     blend: str | None = None  # the paste-back blend this region got (with blend="auto": "recolor" or "feather")
+    # blend="auto": the verifier's log p(text | crop) per character of the (feathered, recoloured) pastes
+    blend_scores: tuple[float, float] | None = None
     # A phrase or long word written as several chunks (layout.py): each chunk's own result, in order; the
     # region's ``crop``, ``input_crop``, ``matrix`` and ``crop_char_masks`` are then its first chunk's.
     chunks: list["RegionResult"] | None = None
