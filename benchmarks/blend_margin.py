@@ -14,6 +14,7 @@ model's detail step (the one the pipeline kept must equal its output: checked), 
 each; the style task also scores each against the ground-truth edit (``style_eval.score_pair``). The summary
 gives, per margin, the share recoloured, SeqAcc (and the style task's colour, background, SSIM), and the sign test
 of the words against always feathering and against the shipped margin. Margin −inf is feather, +inf recolor.
+``--also inpaint`` pastes and scores another blend from the same crops (one more row, "always inpaint").
 
 Rows append to ``OUT/rows.<shard>.jsonl`` as they are made, so a killed run resumes where it stopped.
 """
@@ -31,10 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+# A row's keys that are not a blend's scores.
+ROW_KEYS = ("index", "target", "scores", "blend", "feather", "recolor")
 MARGINS = (-math.inf, -0.05, -0.02, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, math.inf)
 
 
 def sample(args) -> None:
+    from dreamtext.edit.candidates import blend_scores, window_views
     from dreamtext.edit.detail import restore_detail
     from dreamtext.edit.paste import paste_back_blends
     from dreamtext.edit.pipeline import DreamTextPipeline
@@ -59,6 +63,7 @@ def sample(args) -> None:
     detail = None if cfg.sample.upscale == "bilinear" else partial(
         restore_detail, cfg.sample.upscale, has_ref=True, upscale_min=cfg.sample.upscale_min,
         refiner=pipe.refiner if cfg.sample.upscale == "refiner" else None)
+    blends = ("feather", "recolor", *(b for b in args.also if b not in ("feather", "recolor")))
     todo = [(i, rec) for i, rec in zip(range(part, total, parts), source.iter_part(part, parts)) if i not in done]
     t0, n_done = time.perf_counter(), 0
     with open(rows_path, "a") as f:
@@ -77,13 +82,16 @@ def sample(args) -> None:
                 if region.chunks is not None:  # a chunked word: one score per chunk, not one threshold
                     continue
                 pastes = paste_back_blends(result.input, region.crop, region.matrix, region.quad, region.feather_px,
-                                           ("feather", "recolor"), detail=detail)
+                                           blends, detail=detail)
                 kept = pastes[1] if region.blend == "recolor" else pastes[0]
                 assert np.array_equal(kept, np.asarray(result.image)), "the re-paste must equal the pipeline's"
                 row = {"index": i, "target": target, "scores": list(region.blend_scores), "blend": region.blend}
-                for name, image in zip(("feather", "recolor"), pastes):
+                verifier = blend_scores(pipe.verifier, cfg.max_len,
+                                        *window_views(pastes, region.matrix, region.quad, cfg.image_size), target)
+                assert np.allclose(verifier[:2], region.blend_scores, atol=1e-4), "auto's scores, rebuilt"
+                for name, image, score in zip(blends, pastes, verifier):
                     reading = ocr.read([rectify_quad(image, region.quad)])[0]
-                    row[name] = {"ocr": reading, "seq_acc_ci": M.seq_acc(reading, target),
+                    row[name] = {"ocr": reading, "seq_acc_ci": M.seq_acc(reading, target), "verifier": float(score),
                                  **(score_pair(image, truths[i], region.quad) if truths else {})}
                 f.write(json.dumps(row) + "\n")
                 f.flush()
@@ -93,10 +101,15 @@ def sample(args) -> None:
                   f"{el / max(n_done, 1):.1f} s a record", file=sys.stderr, flush=True)
 
 
-def choose(row: dict, margin: float) -> str:
-    """The blend ``auto`` keeps at ``margin`` (``candidates.paste_auto``'s rule)."""
-    feather, recolor = row["scores"]
-    return "recolor" if recolor >= feather - margin else "feather"
+def choose(row: dict, margin: float, order: tuple[str, ...] = ("recolor",)) -> str:
+    """The blend a policy keeps at ``margin``: the first of ``order`` that the verifier reads no more than
+    ``margin`` nats a character worse than the feathered paste, else feather. ``order=("recolor",)`` is
+    ``blend="auto"`` (``candidates.paste_auto``'s rule, on the scores the pipeline recorded)."""
+    if order == ("recolor",):
+        feather, recolor = row["scores"]
+        return "recolor" if recolor >= feather - margin else "feather"
+    feather = row["feather"]["verifier"]
+    return next((b for b in order if row[b]["verifier"] >= feather - margin), "feather")
 
 
 def summarise(args) -> str:
@@ -107,31 +120,41 @@ def summarise(args) -> str:
     if not rows:
         raise SystemExit(f"no rows in {args.out} (run the sample stage first)")
     style = "text_color_de" in rows[0]["feather"]
-    shipped = args.shipped
+    extra = [b for b in rows[0] if b not in ROW_KEYS]  # blends scored beside auto's two (--also)
 
-    def right(margin):
-        return np.array([r[choose(r, margin)]["seq_acc_ci"] for r in rows], bool)
+    def right(picks):
+        return np.array([r[b]["seq_acc_ci"] for r, b in zip(rows, picks)], bool)
 
-    feather_right, shipped_right = right(-math.inf), right(shipped)
-    head = "| margin | recoloured | SeqAcc ci | vs feather (right only here / only feathered), p | vs the margin " \
-           f"{shipped} | " + ("text ΔE (median) | background ΔE (median) | SSIM |" if style else "")
+    feather_right = right(["feather"] * len(rows))
+    shipped_right = right([choose(r, args.shipped) for r in rows])
+    head = ("| policy | margin | share not feathered | SeqAcc ci | vs feather (right only here / only feathered), p "
+            f"| vs auto at {args.shipped} |" + (" text ΔE (median) | background ΔE (median) | SSIM |" if style else ""))
     lines = [f"{len(rows)} records ({rows[0]['index']}-{rows[-1]['index']}); d = verifier score of the feathered "
              "paste − the recoloured's (nats/char), median "
              f"{statistics.median(r['scores'][0] - r['scores'][1] for r in rows):.3f}", "", head,
-             "| ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if style else "")]
-    for margin in sorted(set(args.margins) | {shipped}):
-        got = right(margin)
-        share = np.mean([choose(r, margin) == "recolor" for r in rows])
+             "| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if style else "")]
+
+    def line(policy: str, margin: str, picks: list[str]) -> str:
+        got = right(picks)
         b, w = int((got & ~feather_right).sum()), int((~got & feather_right).sum())
         bs, ws = int((got & ~shipped_right).sum()), int((~got & shipped_right).sum())
-        line = (f"| {margin:g} | {100 * share:.0f} % | {100 * got.mean():.1f} % | {b} / {w}, "
-                f"{sign_test(b, w):.2g} | {bs} / {ws}, {sign_test(bs, ws):.2g} |")
+        out = (f"| {policy} | {margin} | {100 * np.mean([p != 'feather' for p in picks]):.0f} % | "
+               f"{100 * got.mean():.1f} % | {b} / {w}, {sign_test(b, w):.2g} | {bs} / {ws}, {sign_test(bs, ws):.2g} |")
         if style:
-            picked = [r[choose(r, margin)] for r in rows]
+            picked = [r[p] for r, p in zip(rows, picks)]
             med = [statistics.median(p[k] for p in picked if p.get(k) is not None and math.isfinite(p[k]))
                    for k in ("text_color_de", "background_de")]
-            line += f" {med[0]:.2f} | {med[1]:.2f} | {np.mean([p['ssim_gt'] for p in picked]):.3f} |"
-        lines.append(line)
+            out += f" {med[0]:.2f} | {med[1]:.2f} | {np.mean([p['ssim_gt'] for p in picked]):.3f} |"
+        return out
+
+    policies = [("auto: recolor, else feather", ("recolor",))]
+    policies += [(f"{b}, else recolor, else feather", (b, "recolor")) for b in extra]
+    policies += [(f"{b}, else feather", (b,)) for b in extra]
+    for name, order in policies:
+        for margin in sorted(set(args.margins) | {args.shipped}):
+            lines.append(line(name, f"{margin:g}", [choose(r, margin, order) for r in rows]))
+    for blend in extra:
+        lines.append(line(f"always {blend}", "–", [blend] * len(rows)))
     text = "\n".join(lines) + "\n"
     (Path(args.out) / "summary.md").write_text(text)
     print(text)
@@ -147,6 +170,8 @@ def main(argv=None) -> None:
     s.add_argument("--limit", type=int, default=None, help="the first N records (default: the whole split)")
     s.add_argument("--batch", type=int, default=4, help="records sampled together (each keeps its own seed)")
     s.add_argument("--shard", default="0/1", help="i/n: records i, i + n, ... (one process each)")
+    s.add_argument("--also", nargs="*", default=[], choices=("poisson", "inpaint"),
+                   help="other blends to paste and score beside auto's two (a row 'always BLEND' in the summary)")
     s.add_argument("--out", required=True)
     m = sub.add_parser("summarise", help="one table of every margin from the rows")
     m.add_argument("--out", required=True)

@@ -70,14 +70,15 @@ def pick_candidates(verifier, max_len: int, crops: np.ndarray, masks: np.ndarray
 
 
 def blend_scores(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, text: str) -> np.ndarray:
-    """The verifier's log p(``text`` | crop) per character of each paste, float64 (2,): (feathered, recoloured).
+    """The verifier's log p(``text`` | crop) per character of each paste, float64 (n,).
 
-    ``windows`` uint8 (2, H, W, 3): the feathered and the recoloured photo, each seen through the region's model
-    window; ``mask`` (H, W) the region there.
+    ``windows`` uint8 (n, H, W, 3): the photo pasted each way (``blend="auto"``: feathered, recoloured), each
+    seen through the region's model window; ``mask`` (H, W) the region there.
     """
     from ..model.verifier import score_crops
 
-    return np.asarray(score_crops(verifier, windows, np.stack([mask, mask]), [text, text], max_len).logp_per_char,
+    n = len(windows)
+    return np.asarray(score_crops(verifier, windows, np.stack([mask] * n), [text] * n, max_len).logp_per_char,
                       np.float64)
 
 
@@ -91,21 +92,27 @@ def prefer_recolor(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray
     return bool(scores[1] >= scores[0] - margin)
 
 
+def window_views(pastes, matrix: np.ndarray, quad: np.ndarray, image_size) -> tuple[np.ndarray, np.ndarray]:
+    """Photos pasted different ways, seen through the region's model window → (uint8 (n, H, W, 3), the region
+    there bool (H, W)): what :func:`blend_scores` reads."""
+    from ..data.geometry import apply_matrix, fill_quad, warp
+
+    hw = tuple(image_size)
+    windows = np.stack([np.clip(warp(p, matrix, hw) + 0.5, 0, 255).astype(np.uint8) for p in pastes])
+    return windows, fill_quad(apply_matrix(matrix, quad), hw) > 0
+
+
 def paste_auto(verifier, cfg, image: np.ndarray, piece, text: str, feather_px: float, clip=None, detail=None):
     """``blend="auto"`` for one pasted chunk → (the photo, "recolor" or "feather", the :func:`blend_scores`).
 
     ``piece``: the chunk's ``RegionResult`` (crop, matrix, quad). Both pastes share one enlargement and detail
     step (``paste_back_blends``); the verifier reads each through the region's model window.
     """
-    from ..data.geometry import apply_matrix, fill_quad, warp
     from .paste import paste_back_blends
 
     both = paste_back_blends(image, piece.crop, piece.matrix, piece.quad, feather_px, ("feather", "recolor"),
                              clip=clip, detail=detail)
-    hw = tuple(cfg.image_size)
-    windows = np.stack([np.clip(warp(p, piece.matrix, hw) + 0.5, 0, 255).astype(np.uint8) for p in both])
-    mask = fill_quad(apply_matrix(piece.matrix, piece.quad), hw) > 0
-    scores = blend_scores(verifier, cfg.max_len, windows, mask, text)
+    scores = blend_scores(verifier, cfg.max_len, *window_views(both, piece.matrix, piece.quad, cfg.image_size), text)
     keep = bool(scores[1] >= scores[0] - cfg.sample.blend_margin)  # prefer_recolor's rule
     return (both[1], "recolor", scores) if keep else (both[0], "feather", scores)
 
