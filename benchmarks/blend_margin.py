@@ -113,6 +113,7 @@ def choose(row: dict, margin: float, order: tuple[str, ...] = ("recolor",)) -> s
 
 
 def summarise(args) -> str:
+    from dreamtext.data.pairs import HEIGHT_BUCKETS
     from dreamtext.evaluation.compare import sign_test
 
     rows = [json.loads(line) for p in sorted(Path(args.out).glob("rows.*.jsonl")) for line in p.read_text().splitlines()]
@@ -121,6 +122,7 @@ def summarise(args) -> str:
         raise SystemExit(f"no rows in {args.out} (run the sample stage first)")
     style = "text_color_de" in rows[0]["feather"]
     extra = [b for b in rows[0] if b not in ROW_KEYS]  # blends scored beside auto's two (--also)
+    buckets = [f"{lo}-{hi}" for lo, hi in HEIGHT_BUCKETS]
 
     def right(picks):
         return np.array([r[b]["seq_acc_ci"] for r, b in zip(rows, picks)], bool)
@@ -128,11 +130,12 @@ def summarise(args) -> str:
     feather_right = right(["feather"] * len(rows))
     shipped_right = right([choose(r, args.shipped) for r in rows])
     head = ("| policy | margin | share not feathered | SeqAcc ci | vs feather (right only here / only feathered), p "
-            f"| vs auto at {args.shipped} |" + (" text ΔE (median) | background ΔE (median) | SSIM |" if style else ""))
+            f"| vs auto at {args.shipped} |" + (" text ΔE (median) | background ΔE (median) | SSIM | sharpness (median; "
+                                  f"{' / '.join(buckets)} px) |" if style else ""))
     lines = [f"{len(rows)} records ({rows[0]['index']}-{rows[-1]['index']}); d = verifier score of the feathered "
              "paste − the recoloured's (nats/char), median "
              f"{statistics.median(r['scores'][0] - r['scores'][1] for r in rows):.3f}", "", head,
-             "| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if style else "")]
+             "| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: | --- |" if style else "")]
 
     def line(policy: str, margin: str, picks: list[str]) -> str:
         got = right(picks)
@@ -144,7 +147,10 @@ def summarise(args) -> str:
             picked = [r[p] for r, p in zip(rows, picks)]
             med = [statistics.median(p[k] for p in picked if p.get(k) is not None and math.isfinite(p[k]))
                    for k in ("text_color_de", "background_de")]
-            out += f" {med[0]:.2f} | {med[1]:.2f} | {np.mean([p['ssim_gt'] for p in picked]):.3f} |"
+            sharp = [[p["sharpness_ratio"] for p in picked if p["height_bucket"] == bucket
+                      and math.isfinite(p["sharpness_ratio"])] for bucket in buckets]
+            out += (f" {med[0]:.2f} | {med[1]:.2f} | {np.mean([p['ssim_gt'] for p in picked]):.3f} | "
+                    f"{' / '.join(f'{statistics.median(v):.2f}' if v else '–' for v in sharp)} |")
         return out
 
     policies = [("auto: recolor, else feather", ("recolor",))]
