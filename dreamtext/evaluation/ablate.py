@@ -52,6 +52,11 @@ VARIANTS: dict[str, list[str]] = {
     "balanced-bilinear": ["loss.supervision=balanced", "sample.upscale=bilinear"],
     "balanced-matte": ["loss.supervision=balanced", "sample.upscale=matte"],
     "balanced-transfer": ["loss.supervision=balanced", "sample.upscale=transfer"],
+    "balanced-unsharp": ["loss.supervision=balanced", "sample.upscale=unsharp"],  # what v7 ships for edits
+    # The paste-back's colour (sample.blend="auto": recolour to the old word's ink unless the verifier reads the
+    # word worse) reads the old word, so only with the style reference; v7 ships it with unsharp.
+    "balanced-style-ref-auto": ["loss.supervision=balanced", "glyph_prior=true", *STYLE_REF_RECIPE,
+                                "sample.blend=auto"],
 }
 DEFAULT_VARIANTS = ("none", "gt", "balanced")
 # The paper switches from ground-truth to predicted masks after 25k of ~175k steps: the same fraction here.
