@@ -105,11 +105,12 @@ def choose(row: dict, margin: float, order: tuple[str, ...] = ("recolor",)) -> s
     """The blend a policy keeps at ``margin``: the first of ``order`` that the verifier reads no more than
     ``margin`` nats a character worse than the feathered paste, else feather. ``order=("recolor",)`` is
     ``blend="auto"`` (``candidates.paste_auto``'s rule, on the scores the pipeline recorded)."""
-    if order == ("recolor",):
-        feather, recolor = row["scores"]
-        return "recolor" if recolor >= feather - margin else "feather"
+    from dreamtext.edit.candidates import keeps_recolor
+
+    if order == ("recolor",):  # the edit task's rows of stop 35 carry only these two scores
+        return "recolor" if keeps_recolor(row["scores"], margin) else "feather"
     feather = row["feather"]["verifier"]
-    return next((b for b in order if row[b]["verifier"] >= feather - margin), "feather")
+    return next((b for b in order if keeps_recolor((feather, row[b]["verifier"]), margin)), "feather")
 
 
 def summarise(args) -> str:

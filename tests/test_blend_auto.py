@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dreamtext.edit.candidates import prefer_recolor
+from dreamtext.edit.candidates import blend_scores, keeps_recolor
 from dreamtext.edit.paste import PASTE_BLENDS, paste_back, paste_back_blends
 from dreamtext.edit.pipeline import DreamTextPipeline
 from dreamtext.errors import ConfigError
@@ -26,15 +26,19 @@ def _fake_scores(monkeypatch, score):
     return seen
 
 
+def prefer_recolor(windows: np.ndarray, mask: np.ndarray, margin: float) -> bool:
+    return keeps_recolor(blend_scores(None, 8, windows, mask, "ab"), margin)
+
+
 def test_prefer_recolor_keeps_it_within_the_margin(monkeypatch):
     _fake_scores(monkeypatch, lambda crops: np.asarray(crops, np.float64).mean(axis=(1, 2, 3)) / 255.0)
     mask = np.ones((8, 32), bool)
     dark, light = np.full((8, 32, 3), 100, np.uint8), np.full((8, 32, 3), 110, np.uint8)
     # scores = brightness / 255: light 0.431, dark 0.392 (a gap of 0.039)
-    assert prefer_recolor(None, 8, np.stack([dark, light]), mask, "ab", 0.0)  # recolor reads better
-    assert prefer_recolor(None, 8, np.stack([light, dark]), mask, "ab", 0.05)  # worse, but within the margin
-    assert not prefer_recolor(None, 8, np.stack([light, dark]), mask, "ab", 0.02)  # worse beyond it
-    assert prefer_recolor(None, 8, np.stack([dark, dark]), mask, "ab", 0.0)  # a tie keeps the old word's colour
+    assert prefer_recolor(np.stack([dark, light]), mask, 0.0)  # recolor reads better
+    assert prefer_recolor(np.stack([light, dark]), mask, 0.05)  # worse, but within the margin
+    assert not prefer_recolor(np.stack([light, dark]), mask, 0.02)  # worse beyond it
+    assert prefer_recolor(np.stack([dark, dark]), mask, 0.0)  # a tie keeps the old word's colour
 
 
 @pytest.mark.parametrize("margin, expected", [(0.05, "feather"), (2.0, "recolor")])

@@ -82,13 +82,10 @@ def blend_scores(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, 
                       np.float64)
 
 
-def prefer_recolor(verifier, max_len: int, windows: np.ndarray, mask: np.ndarray, text: str, margin: float) -> bool:
-    """``blend="auto"``: keep the recoloured paste of a region unless the verifier reads ``text`` in it worse.
-
-    Recolor is kept unless its log p(text | crop) per character (:func:`blend_scores`) is more than ``margin``
-    below the feathered paste's (a tie keeps the old word's colour).
-    """
-    scores = blend_scores(verifier, max_len, windows, mask, text)
+def keeps_recolor(scores, margin: float) -> bool:
+    """``blend="auto"``'s rule on the :func:`blend_scores` (feathered, recoloured) of a region: keep the recoloured
+    paste unless its log p(text | crop) per character is more than ``margin`` below the feathered paste's (a tie
+    keeps the old word's colour)."""
     return bool(scores[1] >= scores[0] - margin)
 
 
@@ -113,8 +110,9 @@ def paste_auto(verifier, cfg, image: np.ndarray, piece, text: str, feather_px: f
     both = paste_back_blends(image, piece.crop, piece.matrix, piece.quad, feather_px, ("feather", "recolor"),
                              clip=clip, detail=detail)
     scores = blend_scores(verifier, cfg.max_len, *window_views(both, piece.matrix, piece.quad, cfg.image_size), text)
-    keep = bool(scores[1] >= scores[0] - cfg.sample.blend_margin)  # prefer_recolor's rule
-    return (both[1], "recolor", scores) if keep else (both[0], "feather", scores)
+    if keeps_recolor(scores, cfg.sample.blend_margin):
+        return both[1], "recolor", scores
+    return both[0], "feather", scores
 
 
 class StepBar:
